@@ -1,0 +1,7 @@
+//! quay-operator-rs: deploys and runs Red Hat Quay registries from `QuayRegistry` resources.
+//!
+//! The crate is split so that everything that decides *what* the cluster should hold is pure:
+//! [`api`] (the CRD types), [`config`] (the config bundle, managed keys, validation) and [`render`]
+//! (QuayRegistry + bundle + keys + cluster facts → desired objects).
+
+pub mod api;

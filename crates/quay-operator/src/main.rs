@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", quay_operator::api::crd_yaml());
+}
