@@ -5,3 +5,8 @@
 //! (QuayRegistry + bundle + keys + cluster facts → desired objects).
 
 pub mod api;
+pub mod config;
+pub mod render;
+
+/// The Quay version deployed when `QUAY_VERSION` is not set.
+pub const DEFAULT_QUAY_VERSION: &str = "v3.11.0";

@@ -10,7 +10,15 @@ use serde_json::Value;
 
 /// OpenShift Route (`route.openshift.io/v1`).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(group = "route.openshift.io", version = "v1", kind = "Route", namespaced, status = "RouteStatus", derive = "PartialEq", derive = "Default")]
+#[kube(
+    group = "route.openshift.io",
+    version = "v1",
+    kind = "Route",
+    namespaced,
+    status = "RouteStatus",
+    derive = "PartialEq",
+    derive = "Default"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +60,15 @@ pub struct RouteStatus {
 
 /// ObjectBucketClaim (`objectbucket.io/v1alpha1`), provisioned by NooBaa / OpenShift Data Foundation.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(group = "objectbucket.io", version = "v1alpha1", kind = "ObjectBucketClaim", namespaced, status = "ObjectBucketClaimStatus", derive = "PartialEq", derive = "Default")]
+#[kube(
+    group = "objectbucket.io",
+    version = "v1alpha1",
+    kind = "ObjectBucketClaim",
+    namespaced,
+    status = "ObjectBucketClaimStatus",
+    derive = "PartialEq",
+    derive = "Default"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectBucketClaimSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,7 +87,14 @@ pub struct ObjectBucketClaimStatus {
 
 /// Prometheus operator ServiceMonitor (`monitoring.coreos.com/v1`).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(group = "monitoring.coreos.com", version = "v1", kind = "ServiceMonitor", namespaced, derive = "PartialEq", derive = "Default")]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "ServiceMonitor",
+    namespaced,
+    derive = "PartialEq",
+    derive = "Default"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceMonitorSpec {
     pub endpoints: Vec<ServiceMonitorEndpoint>,
@@ -87,7 +110,14 @@ pub struct ServiceMonitorEndpoint {
 
 /// Prometheus operator PrometheusRule (`monitoring.coreos.com/v1`).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(group = "monitoring.coreos.com", version = "v1", kind = "PrometheusRule", namespaced, derive = "PartialEq", derive = "Default")]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "PrometheusRule",
+    namespaced,
+    derive = "PartialEq",
+    derive = "Default"
+)]
 pub struct PrometheusRuleSpec {
     pub groups: Vec<PrometheusRuleGroup>,
 }
@@ -113,7 +143,14 @@ pub struct PrometheusAlertRule {
 /// OpenShift cluster APIServer config (`config.openshift.io/v1`, cluster-scoped, named `cluster`): only the TLS
 /// security profile is read.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(group = "config.openshift.io", version = "v1", kind = "APIServer", plural = "apiservers", derive = "PartialEq", derive = "Default")]
+#[kube(
+    group = "config.openshift.io",
+    version = "v1",
+    kind = "APIServer",
+    plural = "apiservers",
+    derive = "PartialEq",
+    derive = "Default"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct APIServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -49,14 +49,10 @@ pub const TLS_SECRET_LABEL: &str = "quay.redhat.com/tls-secret";
     derive = "PartialEq",
     derive = "Default",
     doc = "QuayRegistry is the Schema for the quayregistries API: one Quay container registry and the components the operator deploys for it.",
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.currentVersion"),
-    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.registryEndpoint"),
-    printcolumn(
-        name = "Available",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Available\")].status"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.currentVersion"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.registryEndpoint"}"#,
+    printcolumn = r#"{"name":"Available","type":"string","jsonPath":".status.conditions[?(@.type==\"Available\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct QuayRegistrySpec {
@@ -99,7 +95,12 @@ pub struct Component {
 impl Component {
     /// A component entry with no overrides.
     pub fn new(kind: ComponentKind, managed: bool) -> Self {
-        Self { kind, managed, overrides: None, secret_ref: None }
+        Self {
+            kind,
+            managed,
+            overrides: None,
+            secret_ref: None,
+        }
     }
 }
 
@@ -244,7 +245,12 @@ pub struct Condition {
 impl QuayRegistry {
     /// The component entry the user declared for `kind`, if any (first one wins, as upstream).
     pub fn declared_component(&self, kind: ComponentKind) -> Option<&Component> {
-        self.spec.components.as_deref().unwrap_or_default().iter().find(|c| c.kind == kind)
+        self.spec
+            .components
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.kind == kind)
     }
 }
 

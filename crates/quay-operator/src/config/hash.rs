@@ -1,0 +1,90 @@
+//! Hashes that name and annotate rendered objects.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+/// Last 8 hex characters of sha256 over the concatenated parts (upstream's CA and TLS-secret hash annotations).
+pub fn short_sha256(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update(p);
+    }
+    let hex = hex_lower(&hasher.finalize());
+    hex[hex.len() - 8..].to_owned()
+}
+
+/// The 10-character content-hash suffix kustomize gives generated Secrets, so that a registry taken over from the
+/// upstream operator keeps the same rendered Secret names: sha256 of the compact, key-sorted JSON
+/// `{"data":{k: base64(v)},"kind":"Secret","name":"","type":"Opaque"}`, first 10 hex characters, with
+/// `0→g 1→h 3→k a→m e→t` so the suffix never looks like a number or a bad word.
+pub fn kustomize_secret_suffix(data: &BTreeMap<String, Vec<u8>>) -> String {
+    let mut json =
+        String::with_capacity(64 + data.values().map(|v| v.len() * 4 / 3 + 8).sum::<usize>());
+    json.push_str("{\"data\":{");
+    for (i, (k, v)) in data.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&serde_json::to_string(k).expect("string keys serialize"));
+        json.push_str(":\"");
+        json.push_str(&STANDARD.encode(v));
+        json.push('"');
+    }
+    json.push_str("},\"kind\":\"Secret\",\"name\":\"\",\"type\":\"Opaque\"}");
+    let digest = hex_lower(&Sha256::digest(json.as_bytes()));
+    digest[..10]
+        .chars()
+        .map(|c| match c {
+            '0' => 'g',
+            '1' => 'h',
+            '3' => 'k',
+            'a' => 'm',
+            'e' => 't',
+            other => other,
+        })
+        .collect()
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_secret_suffix_matches_kustomize() {
+        // The value upstream's facts give for an empty Secret.
+        assert_eq!(kustomize_secret_suffix(&BTreeMap::new()), "46f8b28mk5");
+    }
+
+    #[test]
+    fn suffix_depends_on_content() {
+        let mut a = BTreeMap::new();
+        a.insert("config.yaml".to_owned(), b"A: 1\n".to_vec());
+        let mut b = a.clone();
+        b.insert("config.yaml".to_owned(), b"A: 2\n".to_vec());
+        assert_ne!(kustomize_secret_suffix(&a), kustomize_secret_suffix(&b));
+        assert_eq!(
+            kustomize_secret_suffix(&a),
+            kustomize_secret_suffix(&a.clone())
+        );
+    }
+
+    #[test]
+    fn short_hash_is_last_eight_hex() {
+        let h = short_sha256(&[b"abc"]);
+        // sha256("abc") = ba7816bf...f20015ad
+        assert_eq!(h, "f20015ad");
+    }
+}

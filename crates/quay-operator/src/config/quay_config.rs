@@ -1,0 +1,276 @@
+//! Quay's `config.yaml`: read from the user's bundle, merged with base defaults and the managed components' field
+//! groups, and written back out.
+//!
+//! Values the user wrote are kept **as written**: Quay reads its config with a YAML 1.1 parser, so re-encoding a
+//! user's value (`0443`, `yes`, `1e3`, `!!str` tags, comments) through a generic value type could change what Quay
+//! sees. Each top-level entry keeps its original text; only entries the operator sets are emitted fresh. No YAML
+//! crate offers this "edit top-level keys, keep the rest byte-for-byte" operation, so it is written here, on top of
+//! `serde-saphyr` for parsing.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Errors reading a `config.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuayConfigError {
+    #[error("config.yaml is not valid UTF-8")]
+    NotUtf8,
+    #[error("{0}")]
+    Yaml(String),
+    #[error("config.yaml must be a YAML mapping of config keys, found {0}")]
+    NotAMapping(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Entry {
+    /// A user entry: the parsed value (for reading) and the original text of `KEY: value...` (for writing).
+    User { value: Value, text: Option<String> },
+    /// An entry the operator set.
+    Set(Value),
+}
+
+impl Entry {
+    fn value(&self) -> &Value {
+        match self {
+            Entry::User { value, .. } | Entry::Set(value) => value,
+        }
+    }
+}
+
+/// A Quay `config.yaml`: top-level keys and their values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QuayConfig {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl QuayConfig {
+    /// Parses a user's `config.yaml`. Empty text (or only comments) is an empty config.
+    pub fn parse(text: &str) -> Result<Self, QuayConfigError> {
+        let parsed: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_saphyr::from_str(text)
+                .map_err(|e| QuayConfigError::Yaml(first_line(&e.to_string())))?
+        };
+        let map = match parsed {
+            Value::Null => return Ok(Self::default()),
+            Value::Object(map) => map,
+            Value::Array(_) => return Err(QuayConfigError::NotAMapping("a list")),
+            Value::String(_) => return Err(QuayConfigError::NotAMapping("a string")),
+            Value::Number(_) => return Err(QuayConfigError::NotAMapping("a number")),
+            Value::Bool(_) => return Err(QuayConfigError::NotAMapping("a boolean")),
+        };
+        let mut texts = top_level_segments(text);
+        // Keep verbatim text only when every segment re-parses to exactly its value (no anchors shared across
+        // keys, no flow-style top level); otherwise the value is re-emitted, as upstream always does.
+        let verbatim_ok = texts.len() == map.len()
+            && map.iter().all(|(k, v)| {
+                texts.get(k).is_some_and(|seg| {
+                    serde_saphyr::from_str::<BTreeMap<String, Value>>(seg)
+                        .ok()
+                        .and_then(|m| m.get(k).cloned())
+                        .is_some_and(|parsed| &parsed == v)
+                })
+            });
+        let entries = map
+            .into_iter()
+            .map(|(k, value)| {
+                let text = if verbatim_ok { texts.remove(&k) } else { None };
+                (k, Entry::User { value, text })
+            })
+            .collect();
+        Ok(Self { entries })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.get(key).map(Entry::value)
+    }
+
+    /// A string value (`None` if absent or not a string).
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Sets `key`, replacing whatever the user wrote (managed component field groups).
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.entries.insert(key.to_owned(), Entry::Set(value));
+    }
+
+    /// Sets `key` only when the user did not (base defaults).
+    pub fn set_default(&mut self, key: &str, value: Value) {
+        self.entries
+            .entry(key.to_owned())
+            .or_insert(Entry::Set(value));
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.entries.remove(key).map(|e| match e {
+            Entry::User { value, .. } | Entry::Set(value) => value,
+        })
+    }
+
+    /// All values as one JSON object (for checks that read nested values).
+    pub fn to_value(&self) -> Value {
+        Value::Object(
+            self.entries
+                .iter()
+                .map(|(k, e)| (k.clone(), e.value().clone()))
+                .collect(),
+        )
+    }
+
+    /// The YAML document Quay reads: keys sorted; user entries byte-for-byte as written.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        for (key, entry) in &self.entries {
+            match entry {
+                Entry::User {
+                    text: Some(text), ..
+                } => {
+                    out.push_str(text);
+                    if !text.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+                Entry::User { value, text: None } | Entry::Set(value) => {
+                    let mut one = serde_json::Map::new();
+                    one.insert(key.clone(), value.clone());
+                    out.push_str(
+                        &serde_saphyr::to_string(&Value::Object(one))
+                            .expect("JSON values serialize"),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Splits a block-mapping document into the text of each top-level entry: an entry starts on a line whose first
+/// character begins a key (not a space, comment, document marker or sequence dash) and runs until the next one.
+/// Comments and blank lines before the first key are dropped.
+fn top_level_segments(text: &str) -> BTreeMap<String, String> {
+    let mut segments: Vec<(String, String)> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        let starts_entry = line.chars().next().is_some_and(|c| {
+            !c.is_whitespace() && c != '#' && c != '-' && c != '.' && c != '{' && c != '['
+        });
+        if let Some(key) = entry_key(line).filter(|_| starts_entry) {
+            segments.push((key, line.to_owned()));
+            continue;
+        }
+        if line.starts_with("---") || line.starts_with("...") {
+            continue;
+        }
+        if let Some((_, seg)) = segments.last_mut() {
+            seg.push_str(line);
+        }
+    }
+    // Trailing comment and blank lines belong to nobody; trim them so emission stays tidy.
+    segments
+        .into_iter()
+        .map(|(k, mut seg)| {
+            let trimmed_len = seg.trim_end().len();
+            seg.truncate(trimmed_len);
+            seg.push('\n');
+            (k, seg)
+        })
+        .collect()
+}
+
+/// The key of a top-level `key: value` line (plain, single- or double-quoted).
+fn entry_key(line: &str) -> Option<String> {
+    let line = line.trim_end();
+    if let Some(rest) = line.strip_prefix('"') {
+        let end = rest.find('"')?;
+        return Some(rest[..end].to_owned());
+    }
+    if let Some(rest) = line.strip_prefix('\'') {
+        let end = rest.find('\'')?;
+        return Some(rest[..end].to_owned());
+    }
+    let colon = line
+        .find(": ")
+        .or_else(|| line.ends_with(':').then(|| line.len() - 1))?;
+    Some(line[..colon].trim_end().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn user_values_are_written_back_as_written() {
+        let text = "# my registry\nSERVER_HOSTNAME: quay.example.com\nODD_PORT: 0443\nYES_FLAG: yes\nNESTED:\n  a: 1   # keep me\n  b: [x, z]\n";
+        let mut cfg = QuayConfig::parse(text).unwrap();
+        cfg.set("FEATURE_MAILING", json!(false));
+        let out = cfg.to_yaml();
+        assert!(out.contains("ODD_PORT: 0443\n"), "{out}");
+        assert!(out.contains("YES_FLAG: yes\n"), "{out}");
+        assert!(
+            out.contains("NESTED:\n  a: 1   # keep me\n  b: [x, z]\n"),
+            "{out}"
+        );
+        assert!(out.contains("FEATURE_MAILING: false"), "{out}");
+        // And the output is still the same config.
+        let again = QuayConfig::parse(&out).unwrap();
+        assert_eq!(
+            again.get("SERVER_HOSTNAME"),
+            Some(&json!("quay.example.com"))
+        );
+        assert_eq!(again.to_value()["NESTED"]["b"], json!(["x", "z"]));
+    }
+
+    #[test]
+    fn set_overwrites_and_set_default_keeps_user_value() {
+        let mut cfg = QuayConfig::parse("A: 1\nB: user\n").unwrap();
+        cfg.set("A", json!(2));
+        cfg.set_default("B", json!("default"));
+        cfg.set_default("C", json!("default"));
+        assert_eq!(cfg.get("A"), Some(&json!(2)));
+        assert_eq!(cfg.get_str("B"), Some("user"));
+        assert_eq!(cfg.get_str("C"), Some("default"));
+        let out = cfg.to_yaml();
+        assert!(out.contains("A: 2"));
+        assert!(!out.contains("A: 1"));
+    }
+
+    #[test]
+    fn empty_and_invalid_documents() {
+        assert_eq!(QuayConfig::parse("").unwrap(), QuayConfig::default());
+        assert_eq!(
+            QuayConfig::parse("# only a comment\n").unwrap(),
+            QuayConfig::default()
+        );
+        assert!(matches!(
+            QuayConfig::parse("- a\n- b\n"),
+            Err(QuayConfigError::NotAMapping(_))
+        ));
+        assert!(matches!(
+            QuayConfig::parse("A: [unclosed\n"),
+            Err(QuayConfigError::Yaml(_))
+        ));
+    }
+
+    #[test]
+    fn anchors_across_keys_fall_back_to_reencoding() {
+        let cfg = QuayConfig::parse("A: &x {h: 1}\nB: *x\n").unwrap();
+        let out = cfg.to_yaml();
+        let again = QuayConfig::parse(&out).unwrap();
+        assert_eq!(again.to_value()["B"], json!({"h": 1}));
+    }
+}
