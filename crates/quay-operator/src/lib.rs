@@ -5,6 +5,7 @@
 //! (QuayRegistry + bundle + keys + cluster facts → desired objects).
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod render;
 

@@ -1,3 +1,5 @@
-fn main() {
-    print!("{}", quay_operator::api::crd_yaml());
+//! `quay-operator`: see [`quay_operator::cli`] for the commands.
+
+fn main() -> std::process::ExitCode {
+    quay_operator::cli::main()
 }
