@@ -1,4 +1,6 @@
-//! The controller's decisions that need no API server: component health ([`status`]). The reconcile loop that
-//! observes the cluster and applies renders is being built on top of these (see the controller issue).
+//! The controller's decisions that need no API server: component health ([`status`]) and whether an object needs
+//! applying ([`diff`]). The reconcile loop that observes the cluster and applies renders is built on top of these
+//! (see the controller issue).
 
+pub mod diff;
 pub mod status;
