@@ -21,6 +21,9 @@ mod quay;
 mod redis;
 mod route;
 pub mod secrets;
+#[cfg(test)]
+pub(crate) mod testing;
+mod workload;
 
 pub use context::{
     ClusterFacts, ExternalTls, ImageSettings, ObjectBucket, OperatorSettings, ProxySettings,
