@@ -2,6 +2,7 @@
 //! before anything rolls out.
 
 pub mod bundle;
+pub mod certificates;
 pub mod field_groups;
 pub mod hash;
 pub mod managed_keys;

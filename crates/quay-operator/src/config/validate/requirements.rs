@@ -1,0 +1,202 @@
+//! Config checks upstream makes on every reconcile: `config.yaml` parses, host settings have the right types,
+//! and each component is configured by exactly one side (upstream `hasNecessaryConfig`).
+
+use serde_json::Value;
+
+use super::{CONFIG_PATH, Facts};
+use crate::api::ComponentKind;
+use crate::config::bundle::{CLAIR_CONFIG_YAML, SSL_CERT, SSL_KEY};
+use crate::config::field_groups::field_group_keys;
+use crate::config::{Problem, Reason, ValidationReport};
+
+/// `config.yaml` must parse (the raw parser message), and the host settings upstream reads early must have the
+/// types Quay expects.
+pub(super) fn check_config_parses(facts: &Facts<'_>, report: &mut ValidationReport) {
+    let config = match facts.input.bundle.quay_config() {
+        Ok(config) => config,
+        Err(e) => {
+            report.push(Problem::error(
+                Reason::ConfigInvalid,
+                CONFIG_PATH,
+                e.to_string(),
+            ));
+            return;
+        }
+    };
+    for (key, wanted) in [
+        ("EXTERNAL_TLS_TERMINATION", "bool"),
+        ("PREFERRED_URL_SCHEME", "string"),
+        ("SERVER_HOSTNAME", "string"),
+    ] {
+        let ok = match config.get(key) {
+            None => true,
+            Some(Value::Bool(_)) => wanted == "bool",
+            Some(Value::String(_)) => wanted == "string",
+            Some(_) => false,
+        };
+        if !ok {
+            report.push(Problem::error(
+                Reason::ConfigInvalid,
+                format!("{CONFIG_PATH}.{key}"),
+                format!(
+                    "unable to parse SERVER_HOSTNAME from config: {key} must be of type {wanted}"
+                ),
+            ));
+        }
+    }
+}
+
+/// `BUILDMAN_HOSTNAME` must be a string (upstream panics on anything else).
+pub(super) fn check_buildman_hostname(facts: &Facts<'_>, report: &mut ValidationReport) {
+    let Some(config) = &facts.config else { return };
+    if config
+        .get("BUILDMAN_HOSTNAME")
+        .is_some_and(|v| !v.is_string())
+    {
+        report.push(Problem::error(
+            Reason::ConfigInvalid,
+            format!("{CONFIG_PATH}.BUILDMAN_HOSTNAME"),
+            "could not check for build manager support: BUILDMAN_HOSTNAME must be of type string",
+        ));
+    }
+}
+
+/// Components in the order upstream checks them: as declared (first entry of a kind), then the defaulted ones.
+fn upstream_order(facts: &Facts<'_>) -> Vec<ComponentKind> {
+    let mut order: Vec<ComponentKind> = Vec::new();
+    for c in facts.declared() {
+        if !order.contains(&c.kind) {
+            order.push(c.kind);
+        }
+    }
+    for kind in ComponentKind::ALL {
+        if !order.contains(&kind) {
+            order.push(kind);
+        }
+    }
+    order
+}
+
+/// What the user's bundle says about a component's configuration.
+enum UserConfig {
+    /// The user configures it; the path of the first key found.
+    Present(String),
+    Absent,
+}
+
+/// The requirement matrix: a managed component must not be configured by the user (its field group would be
+/// overwritten), and a required unmanaged one must be. Messages are upstream's.
+pub(super) fn check_component_config(facts: &Facts<'_>, report: &mut ValidationReport) {
+    let Some(config) = &facts.config else { return };
+    let bundle = facts.input.bundle;
+    let clair_config = clair_connstring(facts, report);
+    for kind in upstream_order(facts) {
+        let component = facts.component(kind);
+        let user_config = match kind {
+            ComponentKind::Tls => {
+                if bundle.contains(SSL_CERT) && bundle.contains(SSL_KEY) {
+                    UserConfig::Present(format!("configBundleSecret[{SSL_CERT}]"))
+                } else {
+                    UserConfig::Absent
+                }
+            }
+            ComponentKind::ClairPostgres => match &clair_config {
+                Some(path) => UserConfig::Present(path.clone()),
+                None => UserConfig::Absent,
+            },
+            _ => match field_group_keys(kind).iter().find(|k| config.contains(k)) {
+                Some(key) => UserConfig::Present(format!("{CONFIG_PATH}.{key}")),
+                None => UserConfig::Absent,
+            },
+        };
+        let path = facts.component_path(kind);
+        match (component.managed, user_config) {
+            (true, UserConfig::Present(key_path)) if !supports_user_config_when_managed(kind) => {
+                report.push(Problem::error(
+                    Reason::ConfigInvalid,
+                    key_path,
+                    format!(
+                        "{kind} component marked as managed, but `configBundleSecret` contains required fields"
+                    ),
+                ));
+            }
+            (false, UserConfig::Absent) => {
+                if kind == ComponentKind::Tls && component.secret_ref.is_some() {
+                    continue;
+                }
+                if kind == ComponentKind::ClairPostgres {
+                    if facts.managed(ComponentKind::Clair) {
+                        report.push(Problem::error(
+                            Reason::ConfigInvalid,
+                            path,
+                            "clairpostgres component unmanaged but no clair postgres config provided",
+                        ));
+                    }
+                } else if kind.is_required() {
+                    report.push(Problem::error(
+                        Reason::ConfigInvalid,
+                        path,
+                        format!(
+                            "required component `{kind}` marked as unmanaged, but `configBundleSecret` is missing necessary fields"
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Components whose field group may also be set by the user while managed (upstream: redis since
+/// PROJQUAY-11501, route, mirror).
+fn supports_user_config_when_managed(kind: ComponentKind) -> bool {
+    matches!(
+        kind,
+        ComponentKind::Redis | ComponentKind::Route | ComponentKind::Mirror
+    )
+}
+
+/// The path of the first non-empty `connstring` in the bundle's `clair-config.yaml` (indexer, matcher,
+/// notifier), or `None`. A file that does not parse is reported.
+fn clair_connstring(facts: &Facts<'_>, report: &mut ValidationReport) -> Option<String> {
+    let bytes = facts.input.bundle.get(CLAIR_CONFIG_YAML)?;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(_) => {
+            report.push(Problem::error(
+                Reason::ConfigInvalid,
+                format!("configBundleSecret[{CLAIR_CONFIG_YAML}]"),
+                format!(
+                    "unable to verify component config: {CLAIR_CONFIG_YAML} is not valid UTF-8"
+                ),
+            ));
+            return None;
+        }
+    };
+    if text.trim().is_empty() {
+        return None;
+    }
+    let value: Value = match serde_saphyr::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            // Only the first line: later lines of a parser message may quote the document.
+            let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+            report.push(Problem::error(
+                Reason::ConfigInvalid,
+                format!("configBundleSecret[{CLAIR_CONFIG_YAML}]"),
+                format!("unable to verify component config: {CLAIR_CONFIG_YAML} is not valid YAML: {first}"),
+            ));
+            return None;
+        }
+    };
+    ["indexer", "matcher", "notifier"]
+        .into_iter()
+        .find_map(|section| {
+            value
+                .get(section)
+                .and_then(|s| s.get("connstring"))
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(|_| format!("configBundleSecret[{CLAIR_CONFIG_YAML}].{section}.connstring"))
+        })
+}
