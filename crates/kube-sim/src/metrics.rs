@@ -1,0 +1,103 @@
+//! Request accounting: `apiserver_request_total` in Prometheus text format on `/metrics`, with
+//! kube-apiserver's label set and verb naming (`CleanVerb` in apiserver
+//! `pkg/endpoints/metrics`): GET, LIST, WATCH, POST, PUT, PATCH, APPLY (server-side apply),
+//! DELETE (delete and deletecollection). Plus an in-process audit log of requests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub verb: String,
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub subresource: String,
+    pub scope: String,
+    pub code: u16,
+}
+
+/// One served request (audit log).
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub method: String,
+    /// Path and query as sent.
+    pub uri: String,
+    pub user_agent: String,
+    pub content_type: String,
+    pub accept: String,
+    pub code: u16,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counts: Mutex<BTreeMap<Key, u64>>,
+    log: Mutex<Vec<RequestRecord>>,
+}
+
+impl Metrics {
+    pub fn record(&self, key: Key) {
+        *self.counts.lock().expect("metrics").entry(key).or_default() += 1;
+    }
+
+    pub fn log(&self, r: RequestRecord) {
+        let mut l = self.log.lock().expect("log");
+        if l.len() >= 100_000 {
+            l.remove(0);
+        }
+        l.push(r);
+    }
+
+    /// Requests counted for a metric verb (e.g. "LIST", "APPLY") and resource plural, all codes.
+    pub fn request_count(&self, verb: &str, resource: &str) -> u64 {
+        self.counts
+            .lock()
+            .expect("metrics")
+            .iter()
+            .filter(|(k, _)| k.verb == verb && (resource.is_empty() || k.resource == resource))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// Writes (POST, PUT, PATCH, APPLY, DELETE) for a resource ("" = all resources).
+    pub fn writes(&self, resource: &str) -> u64 {
+        ["POST", "PUT", "PATCH", "APPLY", "DELETE"]
+            .iter()
+            .map(|v| self.request_count(v, resource))
+            .sum()
+    }
+
+    /// Reads (GET, LIST, WATCH) for a resource ("" = all resources).
+    pub fn reads(&self, resource: &str) -> u64 {
+        ["GET", "LIST", "WATCH"]
+            .iter()
+            .map(|v| self.request_count(v, resource))
+            .sum()
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<Key, u64> {
+        self.counts.lock().expect("metrics").clone()
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.log.lock().expect("log").clone()
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().expect("metrics").clear();
+        self.log.lock().expect("log").clear();
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::from(
+            "# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.\n# TYPE apiserver_request_total counter\n",
+        );
+        for (k, v) in self.counts.lock().expect("metrics").iter() {
+            s.push_str(&format!(
+                "apiserver_request_total{{code=\"{}\",component=\"apiserver\",dry_run=\"\",group=\"{}\",resource=\"{}\",scope=\"{}\",subresource=\"{}\",verb=\"{}\",version=\"{}\"}} {}\n",
+                k.code, k.group, k.resource, k.scope, k.subresource, k.verb, k.version, v
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,353 @@
+//! HTTP front end (axum/hyper, HTTP/1.1, plain text on 127.0.0.1): request parsing, the
+//! non-resource endpoints, and dispatch of resource requests to the list/watch and write
+//! handlers. Fault injection, latency, metrics and the audit log wrap every request here.
+
+use crate::discovery;
+use crate::errors::ApiError;
+use crate::faults::Faults;
+use crate::handlers;
+use crate::metrics::{Key, Metrics, RequestRecord};
+use crate::openapi;
+use crate::store::State;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Everything the HTTP layer, the controllers and the test handle share.
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub faults: Mutex<Faults>,
+    pub metrics: Metrics,
+    pub addr: SocketAddr,
+    /// Bumped to cut every open watch (simulated connection drop / apiserver restart).
+    pub drop_watches: tokio::sync::watch::Sender<u64>,
+    pub bookmark_interval: Duration,
+    /// While true every request is answered 503 (apiserver down during a restart).
+    pub unavailable: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A parsed resource request.
+#[derive(Debug, Clone)]
+pub struct ResourceRequest {
+    pub group: String,
+    pub version: String,
+    pub namespace: Option<String>,
+    pub plural: String,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+pub struct Req {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub query: HashMap<String, String>,
+    pub body: Bytes,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+    pub fn q_bool(&self, name: &str) -> bool {
+        matches!(self.q(name), Some("true") | Some("1"))
+    }
+}
+
+pub fn json_response(code: u16, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(v.to_string()))
+        .expect("response")
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.code(), &e.to_status());
+    if e.code() == 429 {
+        r.headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn text(code: u16, s: String, ct: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, ct)
+        .body(Body::from(s))
+        .expect("response")
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::NotFound {
+        resource: String::new(),
+        group: String::new(),
+        name: String::new(),
+    }
+}
+
+fn generic_404() -> Response<Body> {
+    let mut st = not_found_path().to_status();
+    st["message"] = Value::from("the server could not find the requested resource");
+    st["details"] = serde_json::json!({});
+    json_response(404, &st)
+}
+
+/// Parse `/api/v1/...` or `/apis/<g>/<v>/...` into a resource request.
+pub fn parse_resource_path(state: &State, path: &str) -> Option<ResourceRequest> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.first() {
+        Some(&"api") if segs.len() >= 3 => ("", segs[1], &segs[2..]),
+        Some(&"apis") if segs.len() >= 4 => (segs[1], segs[2], &segs[3..]),
+        _ => return None,
+    };
+    let is_namespaced_plural = |p: &str| {
+        state.resources.iter().any(|r| {
+            r.group == group
+                && r.plural == p
+                && r.namespaced
+                && r.versions.iter().any(|v| v == version)
+        })
+    };
+    let (namespace, rest) =
+        if rest[0] == "namespaces" && rest.len() >= 3 && is_namespaced_plural(rest[2]) {
+            (Some(rest[1].to_string()), &rest[2..])
+        } else {
+            (None, rest)
+        };
+    if rest.len() > 3 {
+        return None;
+    }
+    Some(ResourceRequest {
+        group: group.into(),
+        version: version.into(),
+        namespace,
+        plural: rest[0].into(),
+        name: rest.get(1).map(|s| s.to_string()),
+        subresource: rest.get(2).map(|s| s.to_string()),
+    })
+}
+
+/// Kubernetes request verb (for faults) from method and shape.
+fn request_verb(method: &Method, rr: &ResourceRequest, watch: bool) -> &'static str {
+    match *method {
+        Method::GET if rr.name.is_some() => "get",
+        Method::GET if watch => "watch",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if rr.name.is_some() => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+/// kube-apiserver's metric verb (`CleanVerb`).
+fn metric_verb(verb: &str, content_type: &str) -> &'static str {
+    match verb {
+        "get" => "GET",
+        "list" => "LIST",
+        "watch" => "WATCH",
+        "create" => "POST",
+        "update" => "PUT",
+        "patch" if content_type.starts_with("application/apply-patch") => "APPLY",
+        "patch" => "PATCH",
+        "delete" | "deletecollection" => "DELETE",
+        _ => "UNKNOWN",
+    }
+}
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let query: HashMap<String, String> = uri.query().map(form_urlencoded_parse).unwrap_or_default();
+    let req = Req {
+        method,
+        uri,
+        headers,
+        query,
+        body,
+    };
+    let path = req.uri.path().to_string();
+    let latency = shared.faults.lock().map(|f| f.latency).unwrap_or_default();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let rr = {
+        let st = shared.lock();
+        parse_resource_path(&st, &path)
+    };
+    let resp = match rr {
+        None => non_resource(&shared, &req, &path),
+        Some(rr) => {
+            let watch = req.q_bool("watch");
+            let verb = request_verb(&req.method, &rr, watch);
+            let res_label = match &rr.subresource {
+                Some(s) => format!("{}/{s}", rr.plural),
+                None => rr.plural.clone(),
+            };
+            let unavailable = shared.unavailable.load(std::sync::atomic::Ordering::SeqCst);
+            let fault = if unavailable {
+                Some(crate::faults::FaultRule::new(503))
+            } else {
+                shared.faults.lock().ok().and_then(|mut f| {
+                    f.check(verb, &res_label, rr.namespace.as_deref().unwrap_or(""))
+                })
+            };
+            let resp = match fault {
+                Some(f) => error_response(&f.error(
+                    &rr.plural,
+                    &rr.group,
+                    rr.name.as_deref().unwrap_or(""),
+                )),
+                None => handlers::resource(&shared, &req, &rr, verb).await,
+            };
+            let scope = if rr.name.is_some() {
+                "resource"
+            } else if rr.namespace.is_some() {
+                "namespace"
+            } else {
+                "cluster"
+            };
+            shared.metrics.record(Key {
+                verb: metric_verb(verb, req.header("content-type")).into(),
+                group: rr.group.clone(),
+                version: rr.version.clone(),
+                resource: rr.plural.clone(),
+                subresource: rr.subresource.clone().unwrap_or_default(),
+                scope: scope.into(),
+                code: resp.status().as_u16(),
+            });
+            resp
+        }
+    };
+    shared.metrics.log(RequestRecord {
+        method: req.method.to_string(),
+        uri: req.uri.to_string(),
+        user_agent: req.header("user-agent").into(),
+        content_type: req.header("content-type").into(),
+        accept: req.header("accept").into(),
+        code: resp.status().as_u16(),
+    });
+    resp
+}
+
+pub fn form_urlencoded_parse(q: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in q.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(pct_decode(k), pct_decode(v));
+    }
+    out
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn non_resource(shared: &Arc<Shared>, req: &Req, path: &str) -> Response<Body> {
+    if req.method != Method::GET {
+        return error_response(&ApiError::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource ({path})"
+        )));
+    }
+    let accept = req.header("accept");
+    let st = shared.lock();
+    let p = path.trim_end_matches('/');
+    match p {
+        "/version" => json_response(200, &discovery::version()),
+        "/healthz" | "/readyz" | "/livez" => text(200, "ok".into(), "text/plain; charset=utf-8"),
+        "/metrics" => text(
+            200,
+            shared.metrics.render(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        "/api" => match discovery::wants_aggregated(accept) {
+            Some(v) => aggregated_response(discovery::aggregated(&st.resources, true, v), v),
+            None => json_response(200, &discovery::api_versions(&shared.addr.to_string())),
+        },
+        "/apis" => match discovery::wants_aggregated(accept) {
+            Some(v) => aggregated_response(discovery::aggregated(&st.resources, false, v), v),
+            None => json_response(200, &discovery::api_group_list(&st.resources)),
+        },
+        "/api/v1" => json_response(
+            200,
+            &discovery::api_resource_list(&st.resources, "", "v1").expect("core"),
+        ),
+        "/openapi/v3" => json_response(200, &openapi::root(&st.resources)),
+        _ => {
+            if let Some(key) = p.strip_prefix("/openapi/v3/") {
+                return match openapi::gv_document(&st.resources, key) {
+                    Some(d) => json_response(200, &d),
+                    None => generic_404(),
+                };
+            }
+            let segs: Vec<&str> = p.trim_matches('/').split('/').collect();
+            match segs.as_slice() {
+                ["apis", g] => match discovery::api_group(&st.resources, g) {
+                    Some(v) => json_response(200, &v),
+                    None => generic_404(),
+                },
+                ["apis", g, v] => match discovery::api_resource_list(&st.resources, g, v) {
+                    Some(v) => json_response(200, &v),
+                    None => generic_404(),
+                },
+                _ => generic_404(),
+            }
+        }
+    }
+}
+
+fn aggregated_response(v: Value, version: &str) -> Response<Body> {
+    let ct = if version == "v2" {
+        discovery::AGGREGATED_V2
+    } else {
+        discovery::AGGREGATED_V2BETA1
+    };
+    let mut r = json_response(200, &v);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r
+}
