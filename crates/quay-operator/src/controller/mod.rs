@@ -1,6 +1,15 @@
-//! The controller's decisions that need no API server: component health ([`status`]) and whether an object needs
-//! applying ([`diff`]). The reconcile loop that observes the cluster and applies renders is built on top of these
-//! (see the controller issue).
+//! The controller: observe → render → diff → apply → report, driven by label-scoped watches.
+//!
+//! The decisions that need no API server live in [`status`] (component health) and [`diff`] (whether an object
+//! needs applying) and are unit-tested; [`reconcile`] and [`run`] are the thin shell that talks to the cluster.
 
+pub mod context;
 pub mod diff;
+pub mod kinds;
+pub mod metrics;
+pub mod reconcile;
+mod route_probe;
+pub mod run;
 pub mod status;
+
+pub use run::{RunOptions, discover, run};

@@ -1,0 +1,104 @@
+//! State shared by every reconcile: the client, the operator's settings, the cluster's capabilities and the
+//! watch caches of the objects the operator owns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+
+use super::kinds::{Capability, OwnedKind, key};
+use super::metrics::Metrics;
+use crate::render::OperatorSettings;
+
+/// What the cluster offers, discovered at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub routes: bool,
+    pub object_bucket_claims: bool,
+    pub monitoring: bool,
+    /// The OpenShift APIServer config API (TLS security profile).
+    pub apiserver_config: bool,
+    /// The router's ingress domain, discovered with a probe Route.
+    pub cluster_hostname: Option<String>,
+}
+
+impl Capabilities {
+    pub fn has(&self, capability: Capability) -> bool {
+        match capability {
+            Capability::Routes => self.routes,
+            Capability::ObjectBucketClaims => self.object_bucket_claims,
+            Capability::Monitoring => self.monitoring,
+        }
+    }
+}
+
+/// Shared by all reconciles of one scope (all namespaces, or one namespace).
+pub struct Context {
+    pub client: Client,
+    pub settings: OperatorSettings,
+    pub capabilities: Capabilities,
+    /// Whether the operator watches every namespace (monitoring needs it, as upstream).
+    pub all_namespaces: bool,
+    /// Kinds the cluster serves, with their watch caches.
+    pub kinds: Vec<OwnedKind>,
+    pub stores: HashMap<(String, String), Store<DynamicObject>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    /// The cached object of `ar` named `name` in `namespace`.
+    pub fn cached(
+        &self,
+        ar: &ApiResource,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<DynamicObject>> {
+        let store = self.stores.get(&key(ar))?;
+        store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))
+    }
+
+    /// A cached object as its typed form.
+    pub fn cached_typed<K>(&self, namespace: &str, name: &str) -> Option<K>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned,
+    {
+        let ar = ApiResource::erase::<K>(&());
+        let obj = self.cached(&ar, namespace, name)?;
+        to_typed(&obj)
+    }
+
+    /// Every cached object of a kind in a namespace carrying the registry's label.
+    pub fn cached_for_registry<K>(&self, namespace: &str, registry: &str) -> Vec<K>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned,
+    {
+        let ar = ApiResource::erase::<K>(&());
+        let Some(store) = self.stores.get(&key(&ar)) else {
+            return Vec::new();
+        };
+        store
+            .state()
+            .iter()
+            .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|o| {
+                o.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(crate::api::REGISTRY_LABEL))
+                    .map(String::as_str)
+                    == Some(registry)
+            })
+            .filter_map(|o| to_typed(o))
+            .collect()
+    }
+}
+
+/// Converts a dynamic object into its typed form (`None` if it does not fit, which a watch cache never yields).
+pub fn to_typed<K: DeserializeOwned>(obj: &DynamicObject) -> Option<K> {
+    serde_json::to_value(obj)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}

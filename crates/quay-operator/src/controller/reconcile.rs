@@ -1,0 +1,1038 @@
+//! One reconcile of one QuayRegistry: observe → render → diff → apply → report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event as CoreEvent, ObjectReference, PersistentVolumeClaim, Secret,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams,
+    PropagationPolicy,
+};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::context::Context;
+use super::diff::{needs_apply, stamp_hash};
+use super::status::{
+    ConditionState, Observed, StatusInput, TlsObservation, component_conditions, merge_conditions,
+};
+use crate::api::{
+    APIServer, ComponentKind, Condition, FIELD_MANAGER, FINALIZER, ObjectBucketClaim,
+    PrometheusRule, QuayRegistry, QuayRegistryStatus, REGISTRY_LABEL, Route, ServiceMonitor,
+    TLS_SECRET_LABEL,
+};
+use crate::config::bundle::{CONFIG_YAML, SSL_CERT, SSL_KEY, secret_files};
+use crate::config::managed_keys::MANAGED_KEYS_SUFFIX;
+use crate::config::{ConfigBundle, ManagedKeys, RenderError};
+use crate::render::context::{ExternalTls, effective_components};
+use crate::render::{ClusterFacts, DesiredObject, ObjectBucket, RenderInput, render};
+
+/// Label the operator puts on a user's config bundle Secret so that a label-scoped watch sees its changes.
+pub const CONFIG_BUNDLE_LABEL: &str = "quay-operator/config-bundle";
+/// Annotation on a QuayRegistry that opts in to deleting its database volumes and managed keys with it.
+pub const DELETE_DATA_ANNOTATION: &str = "quay-operator.rs/delete-data-on-deletion";
+/// Label put on PVCs and the managed-keys Secret kept after their registry was deleted.
+pub const RETAINED_FROM_LABEL: &str = "quay-operator.rs/retained-from";
+
+/// Errors of a reconcile that are the API's fault (retried with backoff), not the registry's input.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action} {kind} {name}: {source}")]
+    Api {
+        action: &'static str,
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Error::Api { .. } => "api",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+fn api_err(action: &'static str, kind: &str, name: &str) -> impl FnOnce(kube::Error) -> Error {
+    let (kind, name) = (kind.to_owned(), name.to_owned());
+    move |source| Error::Api {
+        action,
+        kind,
+        name,
+        source,
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// The outcome of the apply phase, for status.
+enum Rollout {
+    /// Input problem: nothing rendered or applied.
+    Blocked(RenderError),
+    /// Objects applied; `waiting` names what the workloads still wait for.
+    Applied {
+        waiting: Vec<&'static str>,
+        config_secret: String,
+    },
+}
+
+pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciles.inc();
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let api: Api<QuayRegistry> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    if registry.metadata.deletion_timestamp.is_some() {
+        return cleanup(&registry, &ctx, &api).await;
+    }
+    ensure_finalizer(&registry, &api).await?;
+
+    // Observe.
+    let bundle_name = bundle_name(&registry);
+    let (bundle, rollout) = match read_bundle(&registry, &ctx, &bundle_name).await? {
+        Ok(bundle) => {
+            let keys = ensure_managed_keys(&registry, &ctx).await?;
+            let cluster = cluster_facts(&registry, &ctx, &bundle).await?;
+            let input = RenderInput {
+                registry: &registry,
+                bundle: &bundle,
+                managed_keys: &keys,
+                cluster: &cluster,
+                settings: &ctx.settings,
+                now: SystemTime::now(),
+            };
+            // Render, diff, apply.
+            let rollout = match render(&input) {
+                Err(e) => Rollout::Blocked(e),
+                Ok(rendered) => {
+                    let waiting = apply_all(&registry, &ctx, &rendered.objects, &cluster).await?;
+                    Rollout::Applied {
+                        waiting,
+                        config_secret: rendered.config_secret_name,
+                    }
+                }
+            };
+            (Some(bundle), rollout)
+        }
+        Err(blocked) => (None, Rollout::Blocked(blocked)),
+    };
+
+    if let Rollout::Applied { config_secret, .. } = &rollout {
+        remove_old_config_secrets(&registry, &ctx, config_secret, &bundle_name).await?;
+    }
+
+    // Report.
+    let status = next_status(&registry, &ctx, bundle.as_ref(), &bundle_name, &rollout);
+    write_status(&registry, &ctx, &api, status).await?;
+
+    if let Rollout::Blocked(e) = &rollout {
+        ctx.metrics
+            .rollouts_blocked
+            .get_or_create(&super::metrics::ReasonLabels {
+                reason: e.reason().to_string(),
+            })
+            .inc();
+        warn!(registry = %name, namespace = %namespace, reason = %e.reason(), message = %e.message(), "rollout blocked");
+    }
+    // Everything the registry depends on is watched; nothing to poll.
+    Ok(Action::await_change())
+}
+
+fn bundle_name(registry: &QuayRegistry) -> String {
+    registry
+        .spec
+        .config_bundle_secret
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            registry
+                .status
+                .as_ref()
+                .and_then(|s| s.config_bundle_secret.clone())
+        })
+        .unwrap_or_else(|| format!("{}-config-bundle", registry.name_any()))
+}
+
+async fn ensure_finalizer(registry: &QuayRegistry, api: &Api<QuayRegistry>) -> Result<(), Error> {
+    if registry.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers = registry.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    // The resourceVersion makes this a conditional write: a concurrent change retries instead of clobbering.
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": registry.resource_version()}});
+    api.patch(
+        &registry.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(api_err(
+        "add finalizer to",
+        "QuayRegistry",
+        &registry.name_any(),
+    ))?;
+    Ok(())
+}
+
+/// Reads the config bundle; creates the operator's own one when the spec names none. `Ok(Err(..))` is an input
+/// problem for status, `Err(..)` an API error.
+async fn read_bundle(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    bundle_name: &str,
+) -> Result<Result<ConfigBundle, RenderError>, Error> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let user_named = registry
+        .spec
+        .config_bundle_secret
+        .as_deref()
+        .is_some_and(|n| !n.is_empty());
+    match secrets
+        .get_opt(bundle_name)
+        .await
+        .map_err(api_err("get", "Secret", bundle_name))?
+    {
+        Some(secret) => {
+            label_for_watch(&secrets, &secret, CONFIG_BUNDLE_LABEL).await?;
+            Ok(Ok(ConfigBundle::from_secret(&secret)))
+        }
+        None if user_named => Ok(Err(RenderError::new(
+            crate::config::Reason::ConfigInvalid,
+            "spec.configBundleSecret",
+            format!("unable to get `configBundleSecret`: secrets \"{bundle_name}\" not found"),
+        ))),
+        None => {
+            let secret = base_bundle_secret(registry, bundle_name);
+            secrets
+                .create(&PostParams::default(), &secret)
+                .await
+                .map_err(api_err("create", "Secret", bundle_name))?;
+            info!(registry = %registry.name_any(), bundle = bundle_name, "created config bundle");
+            Ok(Ok(ConfigBundle::from_secret(&secret)))
+        }
+    }
+}
+
+/// The operator-created bundle: base defaults, owned by the registry, labelled so its edits are watched.
+fn base_bundle_secret(registry: &QuayRegistry, name: &str) -> Secret {
+    let mut config = crate::config::QuayConfig::default();
+    for (k, v) in crate::config::field_groups::base_defaults(false) {
+        config.set(k, v);
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: registry.namespace(),
+            labels: Some(BTreeMap::from([
+                (REGISTRY_LABEL.to_owned(), registry.name_any()),
+                (CONFIG_BUNDLE_LABEL.to_owned(), "true".to_owned()),
+            ])),
+            owner_references: registry.owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([(
+            CONFIG_YAML.to_owned(),
+            ByteString(config.to_yaml().into_bytes()),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// Puts `label: "true"` on a user's Secret (metadata only, once) so that a label-scoped watch sees it change.
+async fn label_for_watch(secrets: &Api<Secret>, secret: &Secret, label: &str) -> Result<(), Error> {
+    if secret.labels().get(label).map(String::as_str) == Some("true") {
+        return Ok(());
+    }
+    let patch = json!({"metadata": {"labels": {label: "true"}}});
+    let name = secret.name_any();
+    secrets
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(api_err("label", "Secret", &name))?;
+    Ok(())
+}
+
+/// Reads `<reg>-quay-registry-managed-secret-keys`; creates it, or adds only the missing keys. A stored value
+/// is never replaced.
+async fn ensure_managed_keys(registry: &QuayRegistry, ctx: &Context) -> Result<ManagedKeys, Error> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = format!("{}-{MANAGED_KEYS_SUFFIX}", registry.name_any());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let existing = match ctx.cached_typed::<Secret>(&namespace, &name) {
+        Some(s) => Some(s),
+        None => secrets
+            .get_opt(&name)
+            .await
+            .map_err(api_err("get", "Secret", &name))?,
+    };
+    let mut keys = existing
+        .as_ref()
+        .map(ManagedKeys::from_secret)
+        .unwrap_or_default();
+    if !keys.complete(&registry.name_any()) {
+        return Ok(keys);
+    }
+    let desired = keys.to_secret(&registry.name_any(), &namespace, registry.owner_ref(&()));
+    match existing {
+        None => {
+            secrets
+                .create(&PostParams::default(), &desired)
+                .await
+                .map_err(api_err("create", "Secret", &name))?;
+        }
+        Some(current) => {
+            // Add only the keys that were missing; the resourceVersion guards against a concurrent writer.
+            let have = secret_files(&current);
+            let missing: BTreeMap<String, ByteString> = desired
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, v)| have.get(k).is_none_or(|old| old.is_empty()) && !v.0.is_empty())
+                .collect();
+            let patch = json!({"metadata": {"resourceVersion": current.resource_version()}, "data": missing});
+            secrets
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(api_err("patch", "Secret", &name))?;
+        }
+    }
+    Ok(keys)
+}
+
+/// What the cluster offers this registry right now.
+async fn cluster_facts(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    bundle: &ConfigBundle,
+) -> Result<ClusterFacts, Error> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let caps = &ctx.capabilities;
+    let mut facts = ClusterFacts {
+        routes: caps.routes,
+        cluster_hostname: caps.cluster_hostname.clone(),
+        object_bucket_claims: caps.object_bucket_claims,
+        monitoring: caps.monitoring && ctx.all_namespaces,
+        quay_version: None,
+        ..Default::default()
+    };
+    let components = effective_components(registry, bundle, &facts);
+    let managed = |kind| components.iter().any(|c| c.kind == kind && c.managed);
+
+    // The bucket, once the provisioner created its Secret and ConfigMap.
+    if managed(ComponentKind::ObjectStorage) && caps.object_bucket_claims {
+        let datastore = format!("{name}-quay-datastore");
+        let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        let cm = cms
+            .get_opt(&datastore)
+            .await
+            .map_err(api_err("get", "ConfigMap", &datastore))?;
+        let secret = secrets
+            .get_opt(&datastore)
+            .await
+            .map_err(api_err("get", "Secret", &datastore))?;
+        if let (Some(cm), Some(secret)) = (cm, secret) {
+            let data = cm.data.unwrap_or_default();
+            let files = secret_files(&secret);
+            let text = |k: &str| {
+                files
+                    .get(k)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            facts.object_bucket = Some(ObjectBucket {
+                host: data.get("BUCKET_HOST").cloned().unwrap_or_default(),
+                port: data.get("BUCKET_PORT").and_then(|p| p.parse().ok()),
+                bucket_name: data.get("BUCKET_NAME").cloned().unwrap_or_default(),
+                access_key: text("AWS_ACCESS_KEY_ID"),
+                secret_key: text("AWS_SECRET_ACCESS_KEY"),
+            });
+        }
+    }
+
+    // The external TLS Secret named by the tls component.
+    if let Some(secret_ref) = components
+        .iter()
+        .find(|c| c.kind == ComponentKind::Tls)
+        .and_then(|c| c.secret_ref.clone())
+    {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        if let Some(secret) = secrets.get_opt(&secret_ref.name).await.map_err(api_err(
+            "get",
+            "Secret",
+            &secret_ref.name,
+        ))? {
+            label_for_watch(&secrets, &secret, TLS_SECRET_LABEL).await?;
+            let files = secret_files(&secret);
+            let text = |k: &str| {
+                files
+                    .get(k)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .filter(|s| !s.is_empty())
+            };
+            facts.external_tls = Some(ExternalTls {
+                name: secret_ref.name.clone(),
+                type_: secret.type_.clone().unwrap_or_default(),
+                cert: text("tls.crt"),
+                key: text("tls.key"),
+            });
+        }
+    }
+
+    // OpenShift CA bundles injected into our ConfigMaps.
+    let ca = |suffix: &str, key: &str| {
+        ctx.cached_typed::<ConfigMap>(&namespace, &format!("{name}-{suffix}"))
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get(key).cloned())
+            .filter(|v| !v.is_empty())
+    };
+    facts.cluster_service_ca = ca("cluster-service-ca", "service-ca.crt");
+    facts.cluster_trusted_ca = ca("cluster-trusted-ca", "ca-bundle.crt");
+
+    // Live PVC sizes, so an override never asks a volume to shrink.
+    for pvc in ctx.cached_for_registry::<PersistentVolumeClaim>(&namespace, &name) {
+        let size = pvc
+            .status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("storage").cloned())
+            .or_else(|| {
+                pvc.spec
+                    .as_ref()
+                    .and_then(|s| s.resources.as_ref())
+                    .and_then(|r| r.requests.as_ref())
+                    .and_then(|r| r.get("storage").cloned())
+            });
+        if let Some(size) = size {
+            facts.pvc_sizes.insert(pvc.name_any(), size);
+        }
+    }
+
+    // The OpenShift TLS security profile, when tls is unmanaged.
+    if caps.apiserver_config && !managed(ComponentKind::Tls) {
+        let apiservers: Api<APIServer> = Api::all(ctx.client.clone());
+        if let Some(apiserver) =
+            apiservers
+                .get_opt("cluster")
+                .await
+                .map_err(api_err("get", "APIServer", "cluster"))?
+        {
+            facts.tls_security_profile = apiserver.spec.tls_security_profile;
+        }
+    }
+    Ok(facts)
+}
+
+/// Objects that back the others: applied even while workloads wait.
+fn is_backing_workload(object: &DesiredObject, registry: &str) -> bool {
+    [
+        format!("{registry}-quay-database"),
+        format!("{registry}-clair-postgres"),
+        format!("{registry}-quay-redis"),
+    ]
+    .iter()
+    .any(|n| n == object.name())
+}
+
+/// Applies every object whose desired state does not already hold. Workloads that need the databases or the
+/// bucket wait for them. Returns what is still awaited.
+async fn apply_all(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    objects: &[DesiredObject],
+    cluster: &ClusterFacts,
+) -> Result<Vec<&'static str>, Error> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let components = effective_components(registry, &ConfigBundle::default(), cluster);
+    let managed = |kind| components.iter().any(|c| c.kind == kind && c.managed);
+    let available = |deployment: &str| {
+        ctx.cached_typed::<Deployment>(&namespace, &format!("{name}-{deployment}"))
+            .and_then(|d| d.status)
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0)
+            > 0
+    };
+    let mut waiting = Vec::new();
+    if managed(ComponentKind::Postgres) && !available("quay-database") {
+        waiting.push("Postgres");
+    }
+    if managed(ComponentKind::ClairPostgres)
+        && managed(ComponentKind::Clair)
+        && !available("clair-postgres")
+    {
+        waiting.push("ClairPostgres");
+    }
+    if managed(ComponentKind::ObjectStorage) && cluster.object_bucket.is_none() {
+        waiting.push("ObjectStorage");
+    }
+
+    for object in objects {
+        if object.is_workload() && !waiting.is_empty() && !is_backing_workload(object, &name) {
+            continue;
+        }
+        apply_one(ctx, object).await?;
+    }
+    Ok(waiting)
+}
+
+async fn apply_one(ctx: &Context, object: &DesiredObject) -> Result<(), Error> {
+    let (api_version, kind) = object.api_version_kind();
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (String::new(), api_version.clone()),
+    };
+    let Some(owned) = ctx
+        .kinds
+        .iter()
+        .find(|k| k.resource.group == group && k.resource.kind == kind)
+    else {
+        // The cluster does not serve this kind (e.g. no Route API): nothing to apply.
+        return Ok(());
+    };
+    let ar = ApiResource {
+        version,
+        api_version: api_version.clone(),
+        ..owned.resource.clone()
+    };
+    let namespace = object.namespace().unwrap_or_default().to_owned();
+    let name = object.name().to_owned();
+    let mut desired = object.to_json();
+    stamp_hash(&mut desired);
+    let live = ctx.cached(&ar, &namespace, &name);
+    let live_json = live
+        .as_ref()
+        .map(|l| serde_json::to_value(l.as_ref()).unwrap_or(Value::Null));
+    let labels = super::metrics::KindLabels { kind: kind.clone() };
+    if !needs_apply(&desired, live_json.as_ref()) {
+        ctx.metrics.applies_skipped.get_or_create(&labels).inc();
+        return Ok(());
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
+
+    if let (DesiredObject::Job(_), Some(live)) = (object, &live) {
+        // A Job's template is immutable: replace a finished or failed one, never a running one.
+        let active = live
+            .data
+            .pointer("/status/active")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if active > 0 || live.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Foreground),
+            ..Default::default()
+        };
+        match api.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api_err("delete", &kind, &name)(e)),
+        }
+        // Its deletion event brings us back to create the new one.
+        return Ok(());
+    }
+
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(&desired))
+        .await
+        .map_err(api_err("apply", &kind, &name))?;
+    ctx.metrics.applies.get_or_create(&labels).inc();
+    Ok(())
+}
+
+/// Deletes rendered config Secrets of earlier renders, once quay-app has rolled out with the current one.
+async fn remove_old_config_secrets(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    current: &str,
+    bundle_name: &str,
+) -> Result<(), Error> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let prefix = format!("{name}-quay-config-secret-");
+    let old: Vec<String> = ctx
+        .cached_for_registry::<Secret>(&namespace, &name)
+        .into_iter()
+        .map(|s| s.name_any())
+        .filter(|n| n.starts_with(&prefix) && n != current && n != bundle_name)
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
+    let rolled_out = match ctx.cached_typed::<Deployment>(&namespace, &format!("{name}-quay-app")) {
+        None => false,
+        Some(d) => {
+            let generation = d.metadata.generation.unwrap_or(0);
+            let spec_replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let status = d.status.unwrap_or_default();
+            let uses_current = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .map(|p| {
+                    serde_json::to_string(p)
+                        .unwrap_or_default()
+                        .contains(current)
+                })
+                .unwrap_or(false);
+            uses_current
+                && status.observed_generation.unwrap_or(0) >= generation
+                && status.updated_replicas.unwrap_or(0) == spec_replicas
+                && status.available_replicas.unwrap_or(0) == spec_replicas
+        }
+    };
+    if !rolled_out {
+        return Ok(());
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    for secret in old {
+        match secrets.delete(&secret, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api_err("delete", "Secret", &secret)(e)),
+        }
+    }
+    Ok(())
+}
+
+fn observed(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    bundle: Option<&ConfigBundle>,
+    bundle_name: &str,
+) -> Observed {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let tls_secret_ref = registry
+        .declared_component(ComponentKind::Tls)
+        .filter(|c| !c.managed)
+        .and_then(|c| c.secret_ref.clone());
+    let tls = match (bundle, tls_secret_ref) {
+        (None, _)
+            if registry
+                .spec
+                .config_bundle_secret
+                .as_deref()
+                .is_none_or(str::is_empty) =>
+        {
+            TlsObservation::BundleNotPopulated
+        }
+        (None, _) => TlsObservation::BundleMissing,
+        (Some(_), Some(_)) => TlsObservation::External(Ok(())),
+        (Some(b), None) => TlsObservation::Bundle {
+            has_cert: b.contains(SSL_CERT),
+            has_key: b.contains(SSL_KEY),
+        },
+    };
+    let _ = bundle_name;
+    Observed {
+        deployments: by_name(ctx.cached_for_registry::<Deployment>(&namespace, &name)),
+        jobs: by_name(ctx.cached_for_registry::<Job>(&namespace, &name)),
+        pvcs: by_name(ctx.cached_for_registry::<PersistentVolumeClaim>(&namespace, &name)),
+        provisioning_failures: BTreeMap::new(),
+        hpas: by_name(ctx.cached_for_registry::<HorizontalPodAutoscaler>(&namespace, &name)),
+        routes: ctx.cached_for_registry::<Route>(&namespace, &name),
+        object_bucket_claims: ctx.cached_for_registry::<ObjectBucketClaim>(&namespace, &name),
+        service_monitors: ctx
+            .cached_for_registry::<ServiceMonitor>(&namespace, &name)
+            .into_iter()
+            .map(|s| (s.name_any(), s.metadata))
+            .collect(),
+        prometheus_rules: ctx
+            .cached_for_registry::<PrometheusRule>(&namespace, &name)
+            .into_iter()
+            .map(|s| (s.name_any(), s.metadata))
+            .collect(),
+        tls,
+    }
+}
+
+fn by_name<K: ResourceExt>(items: Vec<K>) -> BTreeMap<String, K> {
+    items.into_iter().map(|o| (o.name_any(), o)).collect()
+}
+
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+) -> ConditionState {
+    ConditionState {
+        type_: type_.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The status this reconcile observed: conditions, version, endpoint, effective components.
+fn next_status(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    bundle: Option<&ConfigBundle>,
+    bundle_name: &str,
+    rollout: &Rollout,
+) -> QuayRegistryStatus {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let old = registry.status.clone().unwrap_or_default();
+    let target = ctx.settings.quay_version.as_str();
+    let empty = ConfigBundle::default();
+    let facts = ClusterFacts {
+        routes: ctx.capabilities.routes,
+        object_bucket_claims: ctx.capabilities.object_bucket_claims,
+        monitoring: ctx.capabilities.monitoring && ctx.all_namespaces,
+        ..Default::default()
+    };
+    let components = effective_components(registry, bundle.unwrap_or(&empty), &facts);
+    let mut current_version = old.current_version.clone();
+    let mut computed = Vec::new();
+
+    match rollout {
+        Rollout::Blocked(e) => {
+            computed.push(condition(
+                "RolloutBlocked",
+                true,
+                e.reason().as_str(),
+                e.message(),
+            ));
+        }
+        Rollout::Applied { waiting, .. } => {
+            computed.push(condition(
+                "RolloutBlocked",
+                false,
+                "ComponentsCreationSuccess",
+                "All objects created/updated successfully",
+            ));
+            let migration_due = current_version.as_deref() != Some(target);
+            let created = if !waiting.is_empty() {
+                condition(
+                    "ComponentsCreated",
+                    false,
+                    "ComponentNotReady",
+                    format!(
+                        "Awaiting for component {} to become available",
+                        waiting.join(",")
+                    ),
+                )
+            } else if migration_due {
+                let job_name = format!("{name}-quay-app-upgrade");
+                match ctx.cached_typed::<Job>(&namespace, &job_name) {
+                    Some(job)
+                        if job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0
+                            && job_runs(&job, target) =>
+                    {
+                        current_version = Some(target.to_owned());
+                        condition(
+                            "ComponentsCreated",
+                            true,
+                            "ComponentsCreationSuccess",
+                            "All registry components created",
+                        )
+                    }
+                    Some(job) if job_runs(&job, target) && job_failed(&job).is_some() => condition(
+                        "ComponentsCreated",
+                        false,
+                        "MigrationsFailed",
+                        job_failed(&job).unwrap_or_default(),
+                    ),
+                    _ => condition(
+                        "ComponentsCreated",
+                        false,
+                        "MigrationsInProgress",
+                        "running database migrations",
+                    ),
+                }
+            } else {
+                condition(
+                    "ComponentsCreated",
+                    true,
+                    "ComponentsCreationSuccess",
+                    "All registry components created",
+                )
+            };
+            computed.push(created);
+        }
+    }
+
+    let mut with_version = registry.clone();
+    with_version
+        .status
+        .get_or_insert_with(Default::default)
+        .current_version = current_version.clone();
+    let observed = observed(registry, ctx, bundle, bundle_name);
+    let input = StatusInput {
+        registry: &with_version,
+        components: &components,
+        target_version: target,
+    };
+    computed.extend(component_conditions(&input, &observed));
+
+    let now = Time(Timestamp::now());
+    let stored = old.conditions.clone().unwrap_or_default();
+    let conditions = merge_conditions(&stored, &computed, &now);
+    let changed_conditions = conditions != stored;
+
+    let registry_endpoint = bundle
+        .and_then(|b| b.quay_config().ok())
+        .and_then(|c| {
+            c.get_str("SERVER_HOSTNAME")
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            let managed_route = components
+                .iter()
+                .any(|c| c.kind == ComponentKind::Route && c.managed);
+            ctx.capabilities
+                .cluster_hostname
+                .as_ref()
+                .filter(|_| managed_route)
+                .map(|domain| format!("{name}-quay-{namespace}.{domain}"))
+        })
+        .map(|h| format!("https://{h}"))
+        .or(old.registry_endpoint.clone());
+
+    QuayRegistryStatus {
+        current_version,
+        registry_endpoint,
+        last_updated: if changed_conditions {
+            Some(now.0.to_string())
+        } else {
+            old.last_updated.clone()
+        },
+        conditions: Some(conditions),
+        observed_generation: registry.metadata.generation,
+        components: Some(
+            components
+                .iter()
+                .map(|c| crate::api::ComponentStatus {
+                    kind: c.kind,
+                    managed: c.managed,
+                    defaulted: c.spec_index.is_none(),
+                })
+                .collect(),
+        ),
+        config_bundle_secret: Some(bundle_name.to_owned()),
+        config_editor_endpoint: old.config_editor_endpoint,
+        config_editor_credentials_secret: old.config_editor_credentials_secret,
+    }
+}
+
+/// Whether a migration Job is the one for `version` (its quay-app-upgrade container carries QUAY_VERSION).
+fn job_runs(job: &Job, version: &str) -> bool {
+    job.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| {
+            p.containers.iter().any(|c| {
+                c.env
+                    .iter()
+                    .flatten()
+                    .any(|e| e.name == "QUAY_VERSION" && e.value.as_deref() == Some(version))
+            })
+        })
+        .unwrap_or(false)
+}
+
+fn job_failed(job: &Job) -> Option<String> {
+    let status = job.status.as_ref()?;
+    let failed = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    failed.map(|c| {
+        c.message
+            .clone()
+            .unwrap_or_else(|| "failed to run migrations".to_owned())
+    })
+}
+
+/// Writes status only when it differs from what is stored; emits an Event for each condition that changed.
+async fn write_status(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    api: &Api<QuayRegistry>,
+    status: QuayRegistryStatus,
+) -> Result<(), Error> {
+    let old = registry.status.clone().unwrap_or_default();
+    if old == status {
+        return Ok(());
+    }
+    let name = registry.name_any();
+    let patch = json!({"status": status});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(api_err("update status of", "QuayRegistry", &name))?;
+    ctx.metrics.status_writes.inc();
+    let before: BTreeMap<&str, &Condition> = old
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| (c.type_.as_str(), c))
+        .collect();
+    for c in status.conditions.iter().flatten() {
+        let changed = before
+            .get(c.type_.as_str())
+            .is_none_or(|b| b.status != c.status || b.reason != c.reason);
+        if changed {
+            publish_event(registry, ctx, c).await;
+        }
+    }
+    Ok(())
+}
+
+/// A `core/v1` Event on the registry for a condition change. Best effort: an Event that cannot be written must
+/// not fail the reconcile.
+async fn publish_event(registry: &QuayRegistry, ctx: &Context, c: &Condition) {
+    let namespace = registry.namespace().unwrap_or_default();
+    let warning = (c.type_ == "RolloutBlocked" && c.status == "True")
+        || (c.type_ != "RolloutBlocked"
+            && c.status == "False"
+            && c.reason.as_deref() != Some("MigrationsInProgress"));
+    let now = Time(Timestamp::now());
+    let event = CoreEvent {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", registry.name_any())),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(QuayRegistry::api_version(&()).into_owned()),
+            kind: Some("QuayRegistry".to_owned()),
+            name: registry.metadata.name.clone(),
+            namespace: Some(namespace.clone()),
+            uid: registry.metadata.uid.clone(),
+            resource_version: registry.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: c.reason.clone(),
+        message: Some(format!(
+            "{}={}: {}",
+            c.type_,
+            c.status,
+            c.message.clone().unwrap_or_default()
+        )),
+        type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        source: Some(k8s_openapi::api::core::v1::EventSource {
+            component: Some("quay-operator".to_owned()),
+            host: None,
+        }),
+        reporting_component: Some("quay-operator".to_owned()),
+        ..Default::default()
+    };
+    let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Err(e) = events.create(&PostParams::default(), &event).await {
+        warn!(error = %e, "could not record event");
+    }
+}
+
+/// Deletion: keep the data (database PVCs and managed keys, released from the registry so garbage collection
+/// spares them) unless the registry opted in to deleting it; then let the finalizer go.
+async fn cleanup(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    api: &Api<QuayRegistry>,
+) -> Result<Action, Error> {
+    if !registry.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let delete_data = registry
+        .annotations()
+        .get(DELETE_DATA_ANNOTATION)
+        .map(String::as_str)
+        == Some("true");
+    if !delete_data {
+        let uid = registry.uid().unwrap_or_default();
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+        for pvc in ctx.cached_for_registry::<PersistentVolumeClaim>(&namespace, &name) {
+            release(&pvcs, &pvc.metadata, &uid, &name).await?;
+        }
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        let keys = format!("{name}-{MANAGED_KEYS_SUFFIX}");
+        if let Some(secret) = secrets
+            .get_opt(&keys)
+            .await
+            .map_err(api_err("get", "Secret", &keys))?
+        {
+            release(&secrets, &secret.metadata, &uid, &name).await?;
+        }
+    }
+    let finalizers: Vec<String> = registry
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": registry.resource_version()}});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(api_err("remove finalizer from", "QuayRegistry", &name)(e)),
+    }
+    info!(registry = %name, namespace = %namespace, kept_data = !delete_data, "registry deleted");
+    Ok(Action::await_change())
+}
+
+/// Removes the registry's ownerReference from an object and labels it as retained (a JSON patch that tests the
+/// exact list it replaces, so a concurrent change is not lost).
+async fn release<K>(api: &Api<K>, meta: &ObjectMeta, uid: &str, registry: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let owners = meta.owner_references.clone().unwrap_or_default();
+    let kept: Vec<_> = owners.iter().filter(|o| o.uid != uid).cloned().collect();
+    let name = meta.name.clone().unwrap_or_default();
+    let patch = json!({
+        "metadata": {
+            "ownerReferences": kept,
+            "labels": {RETAINED_FROM_LABEL: registry},
+            "resourceVersion": meta.resource_version,
+        }
+    });
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(api_err("release", "object", &name)(e)),
+    }
+}
+
+/// How long to wait before retrying after an API error.
+pub fn error_backoff(_error: &Error) -> Duration {
+    Duration::from_secs(5)
+}

@@ -1,0 +1,278 @@
+//! The operator process: discovery, watch caches, the controller, and the health and metrics endpoints.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::Discovery;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use prometheus_client::registry::Registry;
+use tracing::{error, info};
+
+use super::context::{Capabilities, Context};
+use super::kinds::{OwnedKind, key, owned_kinds};
+use super::metrics::Metrics;
+use super::reconcile::{CONFIG_BUNDLE_LABEL, Error, error_backoff, reconcile};
+use crate::api::{QuayRegistry, REGISTRY_LABEL, TLS_SECRET_LABEL};
+use crate::render::OperatorSettings;
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Namespaces to watch; empty means all namespaces.
+    pub namespaces: Vec<String>,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    pub http_addr: SocketAddr,
+    pub settings: OperatorSettings,
+}
+
+/// Finds which optional APIs the cluster serves.
+pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
+    let discovery = Discovery::new(client.clone())
+        .filter(&[
+            "route.openshift.io",
+            "objectbucket.io",
+            "monitoring.coreos.com",
+            "config.openshift.io",
+        ])
+        .run()
+        .await?;
+    let has = |group: &str, kind: &str| {
+        discovery.groups().any(|g| {
+            g.name() == group
+                && g.recommended_resources()
+                    .iter()
+                    .any(|(ar, _)| ar.kind == kind)
+        })
+    };
+    Ok(Capabilities {
+        routes: has("route.openshift.io", "Route"),
+        object_bucket_claims: has("objectbucket.io", "ObjectBucketClaim"),
+        monitoring: has("monitoring.coreos.com", "ServiceMonitor")
+            && has("monitoring.coreos.com", "PrometheusRule"),
+        apiserver_config: has("config.openshift.io", "APIServer"),
+        cluster_hostname: None,
+    })
+}
+
+/// Runs the operator until the process is asked to stop.
+pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()> {
+    let mut capabilities = discover(&client).await?;
+    if capabilities.routes {
+        capabilities.cluster_hostname =
+            super::route_probe::cluster_hostname(&client, &options).await;
+    }
+    info!(?capabilities, "discovered cluster capabilities");
+
+    let metrics = Arc::new(Metrics::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = serve_http(options.http_addr, Arc::new(registry), ready.clone());
+
+    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
+        vec![None]
+    } else {
+        options.namespaces.iter().cloned().map(Some).collect()
+    };
+    let all_namespaces = options.namespaces.is_empty();
+    let controllers = scopes.into_iter().map(|scope| {
+        run_scope(
+            client.clone(),
+            scope,
+            capabilities.clone(),
+            all_namespaces,
+            options.settings.clone(),
+            metrics.clone(),
+        )
+    });
+    ready.store(true, Ordering::SeqCst);
+    tokio::select! {
+        _ = future::join_all(controllers) => {}
+        result = http => { result?; }
+    }
+    Ok(())
+}
+
+fn api_for<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn dynamic_api_for(
+    client: &Client,
+    scope: &Option<String>,
+    ar: &kube::api::ApiResource,
+) -> Api<DynamicObject> {
+    match scope {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    }
+}
+
+/// One controller with its own watch caches, for all namespaces or one.
+async fn run_scope(
+    client: Client,
+    scope: Option<String>,
+    capabilities: Capabilities,
+    all_namespaces: bool,
+    settings: OperatorSettings,
+    metrics: Arc<Metrics>,
+) {
+    let kinds: Vec<OwnedKind> = owned_kinds()
+        .into_iter()
+        .filter(|k| k.requires.is_none_or(|c| capabilities.has(c)))
+        .collect();
+    let registries: Api<QuayRegistry> = api_for(&client, &scope);
+    let mut controller = Controller::new(registries, watcher::Config::default());
+    let mut stores = HashMap::new();
+    let owned_config = watcher::Config::default().labels(REGISTRY_LABEL);
+    for kind in &kinds {
+        let api = dynamic_api_for(&client, &scope, &kind.resource);
+        let writer = reflector::store::Writer::new(kind.resource.clone());
+        let reader = writer.as_reader();
+        stores.insert(key(&kind.resource), reader);
+        // Watch only objects carrying the registry label: memory follows what the operator owns.
+        let stream =
+            reflector::reflector(writer, watcher(api, owned_config.clone()).default_backoff())
+                .touched_objects();
+        controller = controller.watches_stream_with(stream, map_to_registry, kind.resource.clone());
+    }
+    // User Secrets the registries read: config bundles and external TLS Secrets, labelled by the operator.
+    let registry_store = controller.store();
+    for label in [CONFIG_BUNDLE_LABEL, TLS_SECRET_LABEL] {
+        let secrets: Api<Secret> = api_for(&client, &scope);
+        let store = registry_store.clone();
+        let stream = watcher(
+            secrets,
+            watcher::Config::default().labels(&format!("{label}=true")),
+        )
+        .default_backoff()
+        .touched_objects();
+        controller = controller.watches_stream(stream, move |secret: Secret| {
+            let namespace = secret.namespace();
+            let name = secret.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|r| r.namespace() == namespace && references_secret(r, &name))
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        });
+    }
+    let ctx = Arc::new(Context {
+        client,
+        settings,
+        capabilities,
+        all_namespaces,
+        kinds,
+        stores,
+        metrics,
+    });
+    controller
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                // Object not found after deletion and similar races are routine.
+                tracing::debug!(error = %e, "reconcile ended with an error");
+            }
+            future::ready(())
+        })
+        .await;
+}
+
+fn references_secret(registry: &QuayRegistry, secret: &str) -> bool {
+    let spec_bundle = registry.spec.config_bundle_secret.as_deref() == Some(secret);
+    let status_bundle = registry
+        .status
+        .as_ref()
+        .and_then(|s| s.config_bundle_secret.as_deref())
+        == Some(secret);
+    let tls = registry
+        .spec
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.secret_ref.as_ref().is_some_and(|r| r.name == secret));
+    spec_bundle || status_bundle || tls
+}
+
+fn map_to_registry(obj: DynamicObject) -> Option<ObjectRef<QuayRegistry>> {
+    let registry = obj.labels().get(REGISTRY_LABEL)?.clone();
+    let namespace = obj.namespace()?;
+    Some(ObjectRef::new(&registry).within(&namespace))
+}
+
+fn error_policy(
+    _registry: Arc<QuayRegistry>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> kube::runtime::controller::Action {
+    error!(error = %error, "reconcile failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&super::metrics::ReasonLabels {
+            reason: error.metric_reason().to_owned(),
+        })
+        .inc();
+    kube::runtime::controller::Action::requeue(error_backoff(error))
+}
+
+/// `/healthz` (alive), `/readyz` (controllers started), `/metrics` (Prometheus text).
+async fn serve_http(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+) -> anyhow_like::Result<()> {
+    use axum::routing::get;
+    use axum::{Router, http::StatusCode};
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::SeqCst) {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut body = String::new();
+                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                        Ok(()) => (StatusCode::OK, body),
+                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    info!(%addr, "serving /healthz, /readyz and /metrics");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// A boxed error for the process level, where only the message matters.
+pub mod anyhow_like {
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}
