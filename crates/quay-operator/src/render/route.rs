@@ -3,23 +3,19 @@
 //!
 //! With managed tls the router terminates TLS (edge) and forwards plain HTTP; when Quay serves its own certificate
 //! the router passes TLS through to Quay's `https` port. Routes are only rendered when the cluster serves the Route
-//! API: on plain Kubernetes the user exposes Quay himself.
+//! API: on plain Kubernetes the user exposes Quay himself. The route component's label and annotation overrides
+//! are applied with every other override, in [`super::overrides`].
 
 use std::collections::BTreeMap;
 
 use super::context::{RenderContext, host_without_port};
 use super::meta::{self, QUAY_COMPONENT};
 use super::object::DesiredObject;
-use crate::api::{
-    ComponentKind, REGISTRY_LABEL, Route, RoutePort, RouteSpec, RouteTargetReference, RouteTls,
-};
+use crate::api::{ComponentKind, Route, RoutePort, RouteSpec, RouteTargetReference, RouteTls};
 
 /// The router waits this long for a response: blob uploads and large manifest operations are slow.
 pub const ROUTE_TIMEOUT_ANNOTATION: &str = "haproxy.router.openshift.io/timeout";
 const ROUTE_TIMEOUT: &str = "30m";
-
-/// Labels the user's overrides may not replace: selectors and component detection rely on them.
-pub const PROTECTED_LABELS: [&str; 3] = [QUAY_COMPONENT, "app", REGISTRY_LABEL];
 
 pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) {
     if !ctx.managed(ComponentKind::Route) || !ctx.input.cluster.routes {
@@ -66,7 +62,6 @@ fn route(
     passthrough: bool,
 ) -> Route {
     let mut metadata = meta::object_meta(ctx, suffix, component_label);
-    let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
     let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
     // Upstream labels the Routes by their own name but annotates them with the component kind.
     annotations.insert(QUAY_COMPONENT.to_owned(), "route".to_owned());
@@ -74,18 +69,6 @@ fn route(
         ROUTE_TIMEOUT_ANNOTATION.to_owned(),
         ROUTE_TIMEOUT.to_owned(),
     );
-    if let Some(overrides) = ctx.overrides(ComponentKind::Route) {
-        for (k, v) in overrides.labels.iter().flatten() {
-            if !PROTECTED_LABELS.contains(&k.as_str()) {
-                labels.insert(k.clone(), v.clone());
-            }
-        }
-        for (k, v) in overrides.annotations.iter().flatten() {
-            if k != QUAY_COMPONENT {
-                annotations.insert(k.clone(), v.clone());
-            }
-        }
-    }
     let termination = if passthrough { "passthrough" } else { "edge" };
     Route {
         metadata,
