@@ -515,7 +515,8 @@ mod tests {
             )
             .try_render()
             .unwrap_err();
-        assert_eq!(err.reason(), Reason::ComponentCreationFailed);
+        // Validation reports it first, with upstream's reason for clair-config.yaml parse errors.
+        assert_eq!(err.reason(), Reason::ConfigInvalid);
         assert!(
             err.message().contains("clair-config.yaml"),
             "{}",

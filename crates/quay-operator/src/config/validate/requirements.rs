@@ -176,16 +176,31 @@ fn clair_connstring(facts: &Facts<'_>, report: &mut ValidationReport) -> Option<
     if text.trim().is_empty() {
         return None;
     }
+    // Never quote the file (it may hold database passwords): only where the parser stopped.
+    let invalid = |detail: String| {
+        Problem::error(
+            Reason::ConfigInvalid,
+            format!("configBundleSecret[{CLAIR_CONFIG_YAML}]"),
+            format!(
+                "unable to verify component config: {CLAIR_CONFIG_YAML} in configBundleSecret {detail}"
+            ),
+        )
+    };
     let value: Value = match serde_saphyr::from_str(text) {
-        Ok(v) => v,
+        Ok(v @ (Value::Object(_) | Value::Null)) => v,
+        Ok(_) => {
+            report.push(invalid("must be a YAML mapping".to_owned()));
+            return None;
+        }
         Err(e) => {
-            // Only the first line: later lines of a parser message may quote the document.
-            let first = e.to_string().lines().next().unwrap_or_default().to_owned();
-            report.push(Problem::error(
-                Reason::ConfigInvalid,
-                format!("configBundleSecret[{CLAIR_CONFIG_YAML}]"),
-                format!("unable to verify component config: {CLAIR_CONFIG_YAML} is not valid YAML: {first}"),
-            ));
+            report.push(invalid(match e.location() {
+                Some(at) => format!(
+                    "is not valid YAML (line {}, column {})",
+                    at.line(),
+                    at.column()
+                ),
+                None => "is not valid YAML".to_owned(),
+            }));
             return None;
         }
     };
