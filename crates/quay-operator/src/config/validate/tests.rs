@@ -193,6 +193,24 @@ fn the_crd_cel_rules_are_checked_client_side() {
 }
 
 #[test]
+fn a_secret_ref_on_another_kind_is_a_warning() {
+    let mut f = Fixture::new();
+    f.registry.spec.components = Some(vec![Component {
+        secret_ref: Some(SecretReference {
+            name: "x".to_owned(),
+        }),
+        ..Component::new(Redis, false)
+    }]);
+    let r = report(&f);
+    let w: Vec<&Problem> = r.warnings().collect();
+    assert_eq!(w.len(), 1, "{:#?}", r.problems);
+    assert_eq!(
+        w[0].message,
+        "secretRef is only used by the tls component; it is ignored on component redis"
+    );
+}
+
+#[test]
 fn duplicate_component_kinds_are_an_error() {
     let mut f = Fixture::new();
     f.registry.spec.components = Some(vec![
@@ -1306,6 +1324,18 @@ fn no_message_contains_a_secret() {
         Fixture::new()
             .config_line(&format!("SECURITY_SCANNER_V4_PSK: {db_password}"))
             .config_line("SECURITY_SCANNER_V4_ENDPOINT: http://clair"),
+        // YAML errors located on a line that holds a secret.
+        Fixture::new().config_line(&format!(
+            "DB_URI: \"postgresql://quay:{db_password}@db.example.com/quay"
+        )),
+        Fixture::new()
+            .config_line(&format!(
+                "DB_URI: postgresql://quay:{db_password}@db.example.com/quay"
+            ))
+            .config_line("  nested: value"),
+        Fixture::new()
+            .config_line(&format!("SECRET_KEY: {db_password}"))
+            .config_line(&format!("SECRET_KEY: {db_password}")),
     ];
     let mut secrets: Vec<String> = vec![
         db_password.to_owned(),
