@@ -13,8 +13,10 @@ use super::workload::{self, env, env_from_field};
 use crate::api::ComponentKind;
 
 /// Waits until `http://$QUAY_APP_SERVICE_HOST/` answers below 400 (redirects are not followed: a redirect to
-/// HTTPS means Quay is up). Proxies are bypassed: the Service is in-cluster.
-const WAIT_FOR_QUAY: &str = r#"until python3 -c '
+/// HTTPS means Quay is up). Proxies are bypassed: the Service is in-cluster. Uses whichever Python the Quay image
+/// puts on the PATH.
+const WAIT_FOR_QUAY: &str = r#"PYTHON=$(command -v python3 || command -v python)
+until "$PYTHON" -c '
 import os, sys, urllib.error, urllib.request
 class KeepRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
