@@ -46,6 +46,57 @@ pub struct Context {
     pub kinds: Vec<OwnedKind>,
     pub stores: HashMap<(String, String), Store<DynamicObject>>,
     pub metrics: Arc<Metrics>,
+    /// Status writes of this process per registry, oldest first: the registry a reconcile receives can predate
+    /// our own writes, and must not make us write (and announce) the same change twice.
+    pub written_status: std::sync::Mutex<HashMap<(String, String), Vec<WrittenStatus>>>,
+}
+
+/// A status write: what was stored before it, and what it stored.
+#[derive(Debug, Clone)]
+pub struct WrittenStatus {
+    pub before: Option<crate::api::QuayRegistryStatus>,
+    pub after: crate::api::QuayRegistryStatus,
+}
+
+/// How many of a registry's own status writes are remembered.
+const WRITTEN_STATUS_HISTORY: usize = 8;
+
+fn registry_key(registry: &crate::api::QuayRegistry) -> (String, String) {
+    (registry.metadata.namespace.clone().unwrap_or_default(), registry.metadata.name.clone().unwrap_or_default())
+}
+
+impl Context {
+    /// The registry's current status: what it carries, carried forward through the writes this process made on
+    /// top of exactly that status (the watch may not have delivered them yet).
+    pub fn current_status(&self, registry: &crate::api::QuayRegistry) -> crate::api::QuayRegistryStatus {
+        let written = self.written_status.lock().expect("status cache lock");
+        let mut current = registry.status.clone();
+        if let Some(history) = written.get(&registry_key(registry)) {
+            for w in history {
+                if w.before == current {
+                    current = Some(w.after.clone());
+                }
+            }
+        }
+        current.unwrap_or_default()
+    }
+
+    /// Remembers a status write made on top of `before`.
+    pub fn record_status_write(
+        &self,
+        registry: &crate::api::QuayRegistry,
+        before: crate::api::QuayRegistryStatus,
+        after: crate::api::QuayRegistryStatus,
+    ) {
+        let mut written = self.written_status.lock().expect("status cache lock");
+        let history = written.entry(registry_key(registry)).or_default();
+        // An empty stored status and a missing one are the same to a reader.
+        let before = if before == Default::default() && registry.status.is_none() { None } else { Some(before) };
+        history.push(WrittenStatus { before, after });
+        if history.len() > WRITTEN_STATUS_HISTORY {
+            history.remove(0);
+        }
+    }
 }
 
 impl Context {

@@ -122,7 +122,8 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
             // Render, diff, apply.
             let rollout = match render(&input) {
                 Err(e) => Rollout::Blocked(e),
-                Ok(rendered) => {
+                Ok(mut rendered) => {
+                    mark_migration_job(&mut rendered.objects, &ctx.settings.quay_version);
                     let waiting = apply_all(&registry, &ctx, &rendered.objects, &cluster).await?;
                     Rollout::Applied {
                         waiting,
@@ -439,10 +440,22 @@ async fn cluster_facts(
                 .await
                 .map_err(api_err("get", "APIServer", "cluster"))?
         {
-            facts.tls_security_profile = apiserver.spec.tls_security_profile;
+            // No profile set means OpenShift's default, Intermediate.
+            facts.tls_security_profile = Some(apiserver.spec.tls_security_profile.unwrap_or_default());
         }
     }
     Ok(facts)
+}
+
+/// Names the target version on the migration Job, so its success can be attributed to that version.
+fn mark_migration_job(objects: &mut [DesiredObject], version: &str) {
+    for object in objects {
+        if let DesiredObject::Job(job) = object
+            && job.labels().get("quay-component").map(String::as_str) == Some("quay-app-upgrade")
+        {
+            job.annotations_mut().insert(MIGRATION_VERSION_ANNOTATION.to_owned(), version.to_owned());
+        }
+    }
 }
 
 /// Objects that back the others: applied even while workloads wait.
@@ -698,7 +711,7 @@ fn next_status(
 ) -> QuayRegistryStatus {
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
-    let old = registry.status.clone().unwrap_or_default();
+    let old = ctx.current_status(registry);
     let target = ctx.settings.quay_version.as_str();
     let empty = ConfigBundle::default();
     let facts = ClusterFacts {
@@ -791,7 +804,7 @@ fn next_status(
     };
     computed.extend(component_conditions(&input, &observed));
 
-    let now = Time(Timestamp::now());
+    let now = now_seconds();
     let stored = old.conditions.clone().unwrap_or_default();
     let conditions = merge_conditions(&stored, &computed, &now);
     let changed_conditions = conditions != stored;
@@ -842,20 +855,17 @@ fn next_status(
     }
 }
 
-/// Whether a migration Job is the one for `version` (its quay-app-upgrade container carries QUAY_VERSION).
+/// Annotation on the migration Job naming the Quay version it migrates to.
+pub const MIGRATION_VERSION_ANNOTATION: &str = "quay-operator.rs/quay-version";
+
+/// Now, at the API server's resolution (seconds), so a status read back equals the status written.
+fn now_seconds() -> Time {
+    Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// Whether a migration Job is the one for `version`.
 fn job_runs(job: &Job, version: &str) -> bool {
-    job.spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(|p| {
-            p.containers.iter().any(|c| {
-                c.env
-                    .iter()
-                    .flatten()
-                    .any(|e| e.name == "QUAY_VERSION" && e.value.as_deref() == Some(version))
-            })
-        })
-        .unwrap_or(false)
+    job.annotations().get(MIGRATION_VERSION_ANNOTATION).map(String::as_str) == Some(version)
 }
 
 fn job_failed(job: &Job) -> Option<String> {
@@ -879,30 +889,26 @@ async fn write_status(
     api: &Api<QuayRegistry>,
     status: QuayRegistryStatus,
 ) -> Result<(), Error> {
-    let old = registry.status.clone().unwrap_or_default();
+    let old = ctx.current_status(registry);
     if old == status {
         return Ok(());
     }
     let name = registry.name_any();
+    // Events first: once a watcher sees the new status, everything this reconcile writes is written.
+    let before: BTreeMap<&str, &Condition> =
+        old.conditions.iter().flatten().map(|c| (c.type_.as_str(), c)).collect();
+    for c in status.conditions.iter().flatten() {
+        let changed = before.get(c.type_.as_str()).is_none_or(|b| b.status != c.status || b.reason != c.reason);
+        if changed {
+            publish_event(registry, ctx, c).await;
+        }
+    }
     let patch = json!({"status": status});
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(api_err("update status of", "QuayRegistry", &name))?;
     ctx.metrics.status_writes.inc();
-    let before: BTreeMap<&str, &Condition> = old
-        .conditions
-        .iter()
-        .flatten()
-        .map(|c| (c.type_.as_str(), c))
-        .collect();
-    for c in status.conditions.iter().flatten() {
-        let changed = before
-            .get(c.type_.as_str())
-            .is_none_or(|b| b.status != c.status || b.reason != c.reason);
-        if changed {
-            publish_event(registry, ctx, c).await;
-        }
-    }
+    ctx.record_status_write(registry, old, status);
     Ok(())
 }
 

@@ -179,6 +179,7 @@ async fn run_scope(
         kinds,
         stores,
         metrics,
+        written_status: Default::default(),
     });
     controller
         .shutdown_on_signal()
