@@ -14,9 +14,7 @@ use super::context::RenderContext;
 use super::meta;
 use super::object::DesiredObject;
 use super::secrets::opaque_secret;
-use super::workload::{
-    self, env, env_from_secret, mount, named_port, service_port, sub_path_mount,
-};
+use super::workload::{self, env, env_from_secret, mount, port, service_port, sub_path_mount};
 use crate::api::ComponentKind;
 use crate::config::managed_keys::MANAGED_KEYS_SUFFIX;
 use crate::config::{Reason, RenderError};
@@ -187,7 +185,7 @@ fn database_deployment(
     }
     let container = Container {
         image_pull_policy: Some("IfNotPresent".to_owned()),
-        ports: Some(vec![named_port("postgres", 5432)]),
+        ports: Some(vec![port(5432)]),
         readiness_probe: Some(Probe {
             exec: Some(ExecAction {
                 command: Some(vec!["/usr/libexec/check-container".to_owned()]),
