@@ -189,6 +189,11 @@ fn prune(v: &mut Value, schema: &Value, root: bool) {
                 });
             }
             for (k, ps) in props {
+                // metadata of the object (and of embedded resources) is ObjectMeta, not
+                // schema-pruned; apiVersion/kind are kept as they are.
+                if keep_meta && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
                 if let Some(child) = m.get_mut(k) {
                     prune(child, ps, false);
                 }

@@ -568,8 +568,9 @@ pub fn apply(
                 && !others.iter().any(|o| o.starts_with(p))
         })
         .collect();
-    // Deepest first so list indexes stay valid.
-    removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // Shallowest first: an item must be found by its key fields before those are removed
+    // (removing children of an already-removed item is a no-op).
+    removed.sort_by_key(|p| p.len());
     for p in removed {
         remove_at(&mut merged, p);
     }
