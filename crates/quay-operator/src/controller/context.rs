@@ -62,13 +62,19 @@ pub struct WrittenStatus {
 const WRITTEN_STATUS_HISTORY: usize = 8;
 
 fn registry_key(registry: &crate::api::QuayRegistry) -> (String, String) {
-    (registry.metadata.namespace.clone().unwrap_or_default(), registry.metadata.name.clone().unwrap_or_default())
+    (
+        registry.metadata.namespace.clone().unwrap_or_default(),
+        registry.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 impl Context {
     /// The registry's current status: what it carries, carried forward through the writes this process made on
     /// top of exactly that status (the watch may not have delivered them yet).
-    pub fn current_status(&self, registry: &crate::api::QuayRegistry) -> crate::api::QuayRegistryStatus {
+    pub fn current_status(
+        &self,
+        registry: &crate::api::QuayRegistry,
+    ) -> crate::api::QuayRegistryStatus {
         let written = self.written_status.lock().expect("status cache lock");
         let mut current = registry.status.clone();
         if let Some(history) = written.get(&registry_key(registry)) {
@@ -91,7 +97,11 @@ impl Context {
         let mut written = self.written_status.lock().expect("status cache lock");
         let history = written.entry(registry_key(registry)).or_default();
         // An empty stored status and a missing one are the same to a reader.
-        let before = if before == Default::default() && registry.status.is_none() { None } else { Some(before) };
+        let before = if before == Default::default() && registry.status.is_none() {
+            None
+        } else {
+            Some(before)
+        };
         history.push(WrittenStatus { before, after });
         if history.len() > WRITTEN_STATUS_HISTORY {
             history.remove(0);

@@ -13,3 +13,6 @@ pub mod run;
 pub mod status;
 
 pub use run::{RunOptions, discover, run};
+
+/// Namespace of OpenShift console dashboards (the Grafana dashboard ConfigMap).
+pub const GRAFANA_DASHBOARD_NAMESPACE: &str = "openshift-config-managed";

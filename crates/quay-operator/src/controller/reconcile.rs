@@ -441,7 +441,8 @@ async fn cluster_facts(
                 .map_err(api_err("get", "APIServer", "cluster"))?
         {
             // No profile set means OpenShift's default, Intermediate.
-            facts.tls_security_profile = Some(apiserver.spec.tls_security_profile.unwrap_or_default());
+            facts.tls_security_profile =
+                Some(apiserver.spec.tls_security_profile.unwrap_or_default());
         }
     }
     Ok(facts)
@@ -453,7 +454,8 @@ fn mark_migration_job(objects: &mut [DesiredObject], version: &str) {
         if let DesiredObject::Job(job) = object
             && job.labels().get("quay-component").map(String::as_str) == Some("quay-app-upgrade")
         {
-            job.annotations_mut().insert(MIGRATION_VERSION_ANNOTATION.to_owned(), version.to_owned());
+            job.annotations_mut()
+                .insert(MIGRATION_VERSION_ANNOTATION.to_owned(), version.to_owned());
         }
     }
 }
@@ -865,7 +867,10 @@ fn now_seconds() -> Time {
 
 /// Whether a migration Job is the one for `version`.
 fn job_runs(job: &Job, version: &str) -> bool {
-    job.annotations().get(MIGRATION_VERSION_ANNOTATION).map(String::as_str) == Some(version)
+    job.annotations()
+        .get(MIGRATION_VERSION_ANNOTATION)
+        .map(String::as_str)
+        == Some(version)
 }
 
 fn job_failed(job: &Job) -> Option<String> {
@@ -895,10 +900,16 @@ async fn write_status(
     }
     let name = registry.name_any();
     // Events first: once a watcher sees the new status, everything this reconcile writes is written.
-    let before: BTreeMap<&str, &Condition> =
-        old.conditions.iter().flatten().map(|c| (c.type_.as_str(), c)).collect();
+    let before: BTreeMap<&str, &Condition> = old
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| (c.type_.as_str(), c))
+        .collect();
     for c in status.conditions.iter().flatten() {
-        let changed = before.get(c.type_.as_str()).is_none_or(|b| b.status != c.status || b.reason != c.reason);
+        let changed = before
+            .get(c.type_.as_str())
+            .is_none_or(|b| b.status != c.status || b.reason != c.reason);
         if changed {
             publish_event(registry, ctx, c).await;
         }

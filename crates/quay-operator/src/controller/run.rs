@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{StreamExt, future};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DynamicObject};
 use kube::discovery::Discovery;
 use kube::runtime::reflector::{self, ObjectRef};
@@ -51,11 +51,22 @@ pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
                     .any(|(ar, _)| ar.kind == kind)
         })
     };
+    let monitoring_apis = has("monitoring.coreos.com", "ServiceMonitor")
+        && has("monitoring.coreos.com", "PrometheusRule");
+    // The Grafana dashboard goes to OpenShift's console namespace; without it monitoring cannot be managed.
+    let dashboards_namespace = if monitoring_apis {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .get_opt(super::GRAFANA_DASHBOARD_NAMESPACE)
+            .await?
+            .is_some()
+    } else {
+        false
+    };
     Ok(Capabilities {
         routes: has("route.openshift.io", "Route"),
         object_bucket_claims: has("objectbucket.io", "ObjectBucketClaim"),
-        monitoring: has("monitoring.coreos.com", "ServiceMonitor")
-            && has("monitoring.coreos.com", "PrometheusRule"),
+        monitoring: monitoring_apis && dashboards_namespace,
         apiserver_config: has("config.openshift.io", "APIServer"),
         cluster_hostname: None,
     })
