@@ -104,9 +104,11 @@ pub fn finish(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
                 d.metadata
                     .annotations
                     .get_or_insert_with(BTreeMap::new)
-                    .extend(hashes.clone());
+                    .extend(hashes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                // Databases mount neither the cluster CAs nor the TLS pair: rotating those must not restart them.
+                let pod_hashes = if database { BTreeMap::new() } else { hashes };
                 if let Some(spec) = d.spec.as_mut() {
-                    stamp_pod_template(ctx, &mut spec.template, &hashes, database, &field_groups);
+                    stamp_pod_template(ctx, &mut spec.template, &pod_hashes, database, &field_groups);
                 }
             }
             DesiredObject::Job(j) => {

@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::api::{ObjectBucketClaim, PrometheusRule, Route, ServiceMonitor};
 
 /// One object of a render. Typed, so an object kind that is rendered but cannot be applied does not compile.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` shows only kind, namespace and name: Secrets hold passwords and keys.
+#[derive(Clone, PartialEq)]
 pub enum DesiredObject {
     Secret(Secret),
     ConfigMap(ConfigMap),
@@ -104,6 +105,12 @@ impl DesiredObject {
             }
         }
         value
+    }
+}
+
+impl std::fmt::Debug for DesiredObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind(), self.namespace().unwrap_or_default(), self.name())
     }
 }
 

@@ -351,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn database_pod_template_has_no_hostname_annotations() {
+    fn database_pod_template_has_no_hostname_or_ca_annotations() {
         let rendered = Fixture::new().render();
         for name in ["reg-quay-database", "reg-clair-postgres"] {
             let template = deployment(&rendered, name).spec.unwrap().template;
@@ -361,10 +361,12 @@ mod tests {
                 "quay-buildmanager-hostname",
                 "quay-operator-service-endpoint",
                 "quay-managed-fieldgroups",
+                // Databases mount neither CA bundles nor the TLS pair: their rotation must not restart them.
+                "cluster-trusted-ca",
+                "cluster-service-ca",
             ] {
                 assert!(!annotations.contains_key(key), "{name} has {key}");
             }
-            assert!(annotations.contains_key("cluster-trusted-ca"), "{name}");
         }
     }
 
