@@ -154,6 +154,15 @@ impl Simulator {
         kube::Client::try_from(cfg).expect("kube client")
     }
 
+    /// A kube-rs client with kube's default retry layer (429/503/504 retried) switched off, to
+    /// observe injected faults exactly as the server sent them.
+    pub fn client_without_retries(&self) -> kube::Client {
+        let mut cfg = kube::Config::new(self.url().parse().expect("url"));
+        cfg.default_namespace = "default".into();
+        cfg.default_retry = false;
+        kube::Client::try_from(cfg).expect("kube client")
+    }
+
     /// A kubeconfig pointing at this simulator (plain HTTP; any token is accepted).
     pub fn kubeconfig_yaml(&self) -> String {
         kubeconfig_yaml(&self.url())

@@ -57,7 +57,7 @@ pub async fn call(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> Resp {
-    let c = sim.client();
+    let c = sim.client_without_retries();
     let mut hs: Vec<(&str, &str)> = headers.to_vec();
     if body.is_some()
         && !hs
@@ -104,7 +104,7 @@ pub struct Watch {
 
 impl Watch {
     pub async fn open(sim: &Simulator, path: &str) -> Watch {
-        let c = sim.client();
+        let c = sim.client_without_retries();
         let res = c.send(build("GET", path, &[], None)).await.expect("watch");
         Watch {
             status: res.status().as_u16(),
