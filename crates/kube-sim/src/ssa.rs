@@ -575,15 +575,20 @@ pub fn apply(
         remove_at(&mut merged, p);
     }
 
-    entries.retain(|e| !is_mine(e));
-    entries.push(Entry {
+    // Update the manager's entry in place: entry order is part of the object, and a reordered
+    // list would make an identical re-apply look like a change.
+    let entry = Entry {
         manager: req.manager.into(),
         operation: "Apply".into(),
         api_version: req.api_version.into(),
         time: now_rfc3339(),
         subresource: req.subresource.into(),
         set: new_set,
-    });
+    };
+    match entries.iter().position(is_mine) {
+        Some(i) => entries[i] = entry,
+        None => entries.push(entry),
+    }
     write_managed(&mut merged, &entries);
     Ok(merged)
 }
