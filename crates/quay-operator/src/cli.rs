@@ -40,6 +40,14 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the QuayRegistry CustomResourceDefinition.
     Crd,
+    /// Run the operator against a cluster (in-cluster config, $KUBECONFIG or --kubeconfig).
+    Run(crate::controller::commands::RunArgs),
+    /// Start a simulated OpenShift cluster in-process, run the operator on an example registry and show it
+    /// become Available.
+    Demo(crate::controller::commands::DemoArgs),
+    /// Show what `run` would change for a registry on a cluster, object by object, without writing
+    /// (exit 0: nothing to change, 2: changes pending).
+    Diff(crate::controller::commands::DiffArgs),
 }
 
 /// Files describing one registry.
@@ -228,6 +236,18 @@ impl Outcome {
 /// Runs a command without touching the process: files are read, output is returned.
 pub fn execute(cli: &Cli, env: impl Fn(&str) -> Option<String>, now: SystemTime) -> Outcome {
     match &cli.command {
+        Command::Run(args) => Outcome {
+            code: crate::controller::commands::run_command(args),
+            ..Default::default()
+        },
+        Command::Demo(args) => Outcome {
+            code: crate::controller::commands::demo_command(args),
+            ..Default::default()
+        },
+        Command::Diff(args) => Outcome {
+            code: crate::controller::commands::diff_command(args),
+            ..Default::default()
+        },
         Command::Crd => Outcome {
             stdout: crate::api::crd_yaml(),
             ..Default::default()

@@ -116,6 +116,42 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
     }
 }
 
+/// JSON paths of the values in `want` that `have` does not hold (what an apply would change), at most `limit`.
+pub fn changed_paths(want: &Value, have: &Value, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_changes(want, have, String::new(), &mut out, limit);
+    out
+}
+
+fn collect_changes(want: &Value, have: &Value, path: String, out: &mut Vec<String>, limit: usize) {
+    if out.len() >= limit {
+        return;
+    }
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => {
+            for (k, wv) in w {
+                let child = format!("{path}.{k}");
+                match h.get(k) {
+                    Some(hv) => collect_changes(wv, hv, child, out, limit),
+                    None if is_empty(wv) => {}
+                    None => out.push(child),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(h)) if w.len() == h.len() => {
+            for (i, (a, b)) in w.iter().zip(h).enumerate() {
+                collect_changes(a, b, format!("{path}[{i}]"), out, limit);
+            }
+        }
+        _ if is_subset(want, have) => {}
+        _ => out.push(if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path
+        }),
+    }
+}
+
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Object(m) => m.is_empty(),
@@ -230,6 +266,17 @@ mod tests {
         assert_eq!(desired_hash(&a), desired_hash(&b));
         let s = stamped(a.clone());
         assert_eq!(desired_hash(&s), desired_hash(&a));
+    }
+
+    #[test]
+    fn changed_paths_name_what_an_apply_would_change() {
+        let want = json!({"spec": {"replicas": 2, "template": {"env": [{"name": "A", "value": "1"}]}, "same": 1}});
+        let have = json!({"spec": {"replicas": 3, "template": {"env": [{"name": "A", "value": "2"}]}, "same": 1}});
+        assert_eq!(
+            changed_paths(&want, &have, 10),
+            vec![".spec.replicas", ".spec.template.env[0].value"]
+        );
+        assert_eq!(changed_paths(&want, &want, 10), Vec::<String>::new());
     }
 
     #[test]

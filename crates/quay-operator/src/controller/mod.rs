@@ -3,10 +3,13 @@
 //! The decisions that need no API server live in [`status`] (component health) and [`diff`] (whether an object
 //! needs applying) and are unit-tested; [`reconcile`] and [`run`] are the thin shell that talks to the cluster.
 
+pub mod commands;
 pub mod context;
 pub mod diff;
 pub mod kinds;
+pub mod leader;
 pub mod metrics;
+mod preview;
 pub mod reconcile;
 mod route_probe;
 pub mod run;

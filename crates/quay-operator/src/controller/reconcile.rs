@@ -88,10 +88,65 @@ enum Rollout {
     /// Input problem: nothing rendered or applied.
     Blocked(RenderError),
     /// Objects applied; `waiting` names what the workloads still wait for.
-    Applied {
-        waiting: Vec<&'static str>,
-        config_secret: String,
-    },
+    Applied { waiting: Vec<&'static str> },
+}
+
+/// Whether observing may write (create the operator's bundle and managed keys, label watched Secrets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Reconcile,
+    /// `quay-operator diff`: read only; what would be created is made up in memory.
+    Preview,
+}
+
+/// What a registry needs now: observed inputs and the render.
+pub struct Plan {
+    pub bundle_name: String,
+    pub bundle: Option<ConfigBundle>,
+    pub cluster: ClusterFacts,
+    /// The rendered objects, or the problem that blocks the rollout.
+    pub objects: Result<Vec<DesiredObject>, RenderError>,
+    pub config_secret: String,
+}
+
+/// Observe and render.
+pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<Plan, Error> {
+    let bundle_name = bundle_name(registry);
+    let mut plan = Plan {
+        bundle_name: bundle_name.clone(),
+        bundle: None,
+        cluster: ClusterFacts::default(),
+        objects: Ok(Vec::new()),
+        config_secret: String::new(),
+    };
+    let bundle = match read_bundle(registry, ctx, &bundle_name, mode).await? {
+        Ok(bundle) => bundle,
+        Err(blocked) => {
+            plan.objects = Err(blocked);
+            return Ok(plan);
+        }
+    };
+    let keys = ensure_managed_keys(registry, ctx, mode).await?;
+    let cluster = cluster_facts(registry, ctx, &bundle, mode).await?;
+    let input = RenderInput {
+        registry,
+        bundle: &bundle,
+        managed_keys: &keys,
+        cluster: &cluster,
+        settings: &ctx.settings,
+        now: SystemTime::now(),
+    };
+    match render(&input) {
+        Err(e) => plan.objects = Err(e),
+        Ok(mut rendered) => {
+            mark_migration_job(&mut rendered.objects, &ctx.settings.quay_version);
+            plan.config_secret = rendered.config_secret_name;
+            plan.objects = Ok(rendered.objects);
+        }
+    }
+    plan.bundle = Some(bundle);
+    plan.cluster = cluster;
+    Ok(plan)
 }
 
 pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -105,43 +160,27 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
     }
     ensure_finalizer(&registry, &api).await?;
 
-    // Observe.
-    let bundle_name = bundle_name(&registry);
-    let (bundle, rollout) = match read_bundle(&registry, &ctx, &bundle_name).await? {
-        Ok(bundle) => {
-            let keys = ensure_managed_keys(&registry, &ctx).await?;
-            let cluster = cluster_facts(&registry, &ctx, &bundle).await?;
-            let input = RenderInput {
-                registry: &registry,
-                bundle: &bundle,
-                managed_keys: &keys,
-                cluster: &cluster,
-                settings: &ctx.settings,
-                now: SystemTime::now(),
-            };
-            // Render, diff, apply.
-            let rollout = match render(&input) {
-                Err(e) => Rollout::Blocked(e),
-                Ok(mut rendered) => {
-                    mark_migration_job(&mut rendered.objects, &ctx.settings.quay_version);
-                    let waiting = apply_all(&registry, &ctx, &rendered.objects, &cluster).await?;
-                    Rollout::Applied {
-                        waiting,
-                        config_secret: rendered.config_secret_name,
-                    }
-                }
-            };
-            (Some(bundle), rollout)
+    // Observe, render.
+    let plan = plan(&registry, &ctx, Mode::Reconcile).await?;
+    // Diff, apply.
+    let rollout = match &plan.objects {
+        Err(e) => Rollout::Blocked(e.clone()),
+        Ok(objects) => {
+            let waiting = apply_all(&registry, &ctx, objects, &plan.cluster).await?;
+            remove_old_config_secrets(&registry, &ctx, &plan.config_secret, &plan.bundle_name)
+                .await?;
+            Rollout::Applied { waiting }
         }
-        Err(blocked) => (None, Rollout::Blocked(blocked)),
     };
 
-    if let Rollout::Applied { config_secret, .. } = &rollout {
-        remove_old_config_secrets(&registry, &ctx, config_secret, &bundle_name).await?;
-    }
-
     // Report.
-    let status = next_status(&registry, &ctx, bundle.as_ref(), &bundle_name, &rollout);
+    let status = next_status(
+        &registry,
+        &ctx,
+        plan.bundle.as_ref(),
+        &plan.bundle_name,
+        &rollout,
+    );
     write_status(&registry, &ctx, &api, status).await?;
 
     if let Rollout::Blocked(e) = &rollout {
@@ -200,6 +239,7 @@ async fn read_bundle(
     registry: &QuayRegistry,
     ctx: &Context,
     bundle_name: &str,
+    mode: Mode,
 ) -> Result<Result<ConfigBundle, RenderError>, Error> {
     let namespace = registry.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -214,7 +254,9 @@ async fn read_bundle(
         .map_err(api_err("get", "Secret", bundle_name))?
     {
         Some(secret) => {
-            label_for_watch(&secrets, &secret, CONFIG_BUNDLE_LABEL).await?;
+            if mode == Mode::Reconcile {
+                label_for_watch(&secrets, &secret, CONFIG_BUNDLE_LABEL).await?;
+            }
             Ok(Ok(ConfigBundle::from_secret(&secret)))
         }
         None if user_named => Ok(Err(RenderError::new(
@@ -222,6 +264,10 @@ async fn read_bundle(
             "spec.configBundleSecret",
             format!("unable to get `configBundleSecret`: secrets \"{bundle_name}\" not found"),
         ))),
+        None if mode == Mode::Preview => Ok(Ok(ConfigBundle::from_secret(&base_bundle_secret(
+            registry,
+            bundle_name,
+        )))),
         None => {
             let secret = base_bundle_secret(registry, bundle_name);
             secrets
@@ -276,7 +322,11 @@ async fn label_for_watch(secrets: &Api<Secret>, secret: &Secret, label: &str) ->
 
 /// Reads `<reg>-quay-registry-managed-secret-keys`; creates it, or adds only the missing keys. A stored value
 /// is never replaced.
-async fn ensure_managed_keys(registry: &QuayRegistry, ctx: &Context) -> Result<ManagedKeys, Error> {
+async fn ensure_managed_keys(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    mode: Mode,
+) -> Result<ManagedKeys, Error> {
     let namespace = registry.namespace().unwrap_or_default();
     let name = format!("{}-{MANAGED_KEYS_SUFFIX}", registry.name_any());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -291,7 +341,7 @@ async fn ensure_managed_keys(registry: &QuayRegistry, ctx: &Context) -> Result<M
         .as_ref()
         .map(ManagedKeys::from_secret)
         .unwrap_or_default();
-    if !keys.complete(&registry.name_any()) {
+    if !keys.complete(&registry.name_any()) || mode == Mode::Preview {
         return Ok(keys);
     }
     let desired = keys.to_secret(&registry.name_any(), &namespace, registry.owner_ref(&()));
@@ -326,6 +376,7 @@ async fn cluster_facts(
     registry: &QuayRegistry,
     ctx: &Context,
     bundle: &ConfigBundle,
+    mode: Mode,
 ) -> Result<ClusterFacts, Error> {
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
@@ -385,7 +436,9 @@ async fn cluster_facts(
             "Secret",
             &secret_ref.name,
         ))? {
-            label_for_watch(&secrets, &secret, TLS_SECRET_LABEL).await?;
+            if mode == Mode::Reconcile {
+                label_for_watch(&secrets, &secret, TLS_SECRET_LABEL).await?;
+            }
             let files = secret_files(&secret);
             let text = |k: &str| {
                 files

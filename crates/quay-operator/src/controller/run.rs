@@ -279,7 +279,7 @@ async fn serve_http(
             }),
         );
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    info!(%addr, "serving /healthz, /readyz and /metrics");
+    info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
     axum::serve(listener, app).await?;
     Ok(())
 }
