@@ -126,6 +126,35 @@ pub fn default_and_prune(obj: &mut Value, schema: &Value) {
     }
 }
 
+/// Fields present in `before` but pruned from `after` (for `fieldValidation=Strict`),
+/// as dotted paths like `spec.unknown` or `spec.items[0].x`. `metadata` is not checked.
+pub fn unknown_fields(before: &Value, after: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, bv) in b {
+                if prefix.is_empty() && k == "metadata" {
+                    continue;
+                }
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match a.get(k) {
+                    Some(av) => unknown_fields(bv, av, &p, out),
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a.iter()).enumerate() {
+                unknown_fields(bv, av, &format!("{prefix}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn apply_defaults(v: &mut Value, schema: &Value) {
     match v {
         Value::Object(m) => {

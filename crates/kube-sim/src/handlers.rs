@@ -141,6 +141,7 @@ fn write_opts(req: &Req, rr: &ResourceRequest) -> ApiResult<WriteOpts> {
         )));
     }
     Ok(WriteOpts {
+        strict: req.q("fieldValidation") == Some("Strict"),
         manager: manager(req),
         dry_run,
         subresource: rr

@@ -60,6 +60,8 @@ pub struct WriteOpts {
     pub subresource: String,
     /// The version the client addressed (apiVersion of managedFields and of the answer).
     pub version: String,
+    /// `fieldValidation=Strict`: unknown fields of custom resources are a 400.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -296,15 +298,37 @@ impl State {
     }
 
     /// Admission-time defaulting and (for CRs) pruning.
-    fn admit(&mut self, rd: &ResourceDef, obj: &mut Value, version: &str) {
+    fn admit(
+        &mut self,
+        rd: &ResourceDef,
+        obj: &mut Value,
+        version: &str,
+        strict: bool,
+    ) -> ApiResult<()> {
         if let Some(schema) = rd.schema(version) {
+            let before = if strict { Some(obj.clone()) } else { None };
             crd::default_and_prune(obj, schema);
+            if let Some(before) = before {
+                let mut unknown = vec![];
+                crd::unknown_fields(&before, obj, "", &mut unknown);
+                if !unknown.is_empty() {
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
+                    return Err(ApiError::BadRequest(format!(
+                        "strict decoding error: {}",
+                        list.join(", ")
+                    )));
+                }
+            }
         } else {
             if rd.plural == "services" && obj.pointer("/spec/clusterIP").is_none() {
                 self.ip_seq += 1;
             }
             defaults::default_builtin(&rd.plural, obj, self.ip_seq);
         }
+        Ok(())
     }
 
     /// Create (POST, or apply to a missing object when `managed == Applied`).
@@ -390,7 +414,7 @@ impl State {
             m.remove("status");
         }
         defaults::initial_status(&rd.plural, &mut obj);
-        self.admit(rd, &mut obj, &version);
+        self.admit(rd, &mut obj, &version, ctx.strict)?;
         self.create_time_admission(rd, &mut obj, ns, &name);
         if rd.plural == "customresourcedefinitions" {
             if crd::resource_from_crd(&obj).is_none() {
@@ -615,7 +639,7 @@ impl State {
                 ));
             }
         }
-        self.admit(rd, &mut new, &version);
+        self.admit(rd, &mut new, &version, ctx.strict)?;
         defaults::validate_update(&rd.plural, &rd.kind, &rd.group, &old, &new)?;
         if managed == Managed::Update {
             let schema = schema_for(rd, &version);

@@ -433,3 +433,83 @@ async fn kubectl_openshift_route_flag() {
         "quay-default.apps.sim.example.com"
     );
 }
+
+/// Spec §10 items 1 and 8 from the server's side: kubectl 1.32 itself (not the dispatcher's
+/// fallback) talks to us, and with the OpenAPI v3 documents it validates server-side
+/// (`fieldValidation=Strict`); unknown CR fields are then rejected as on a real cluster.
+#[tokio::test]
+async fn kubectl_sends_strict_field_validation_and_is_1_32() {
+    if !Path::new(KUBECTL).exists() {
+        return;
+    }
+    let sim = kube_sim::Simulator::start(kube_sim::Options::default())
+        .await
+        .unwrap();
+    let dir = tmpdir("inproc");
+    sim.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
+    let run = |args: Vec<String>| {
+        let dir = dir.clone();
+        async move {
+            Command::new(KUBECTL)
+                .env("KUBECONFIG", dir.join("kubeconfig"))
+                .arg(format!("--cache-dir={}", dir.join("cache").display()))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let f = dir.join("cm.yaml");
+    std::fs::write(&f, CM).unwrap();
+    let o = run(vec![
+        "create".into(),
+        "-f".into(),
+        f.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reqs = sim.requests();
+    let post = reqs
+        .iter()
+        .find(|r| r.method == "POST")
+        .expect("the create request");
+    assert!(post.uri.contains("fieldValidation=Strict"), "{}", post.uri);
+    assert!(
+        post.uri.contains("fieldManager=kubectl-create"),
+        "{}",
+        post.uri
+    );
+    assert!(
+        post.user_agent.starts_with("kubectl/v1.32."),
+        "{}",
+        post.user_agent
+    );
+    assert!(reqs.iter().any(|r| r.uri.starts_with("/openapi/v3")));
+    assert!(!reqs.iter().any(|r| r.uri.starts_with("/openapi/v2")));
+
+    let crd = dir.join("crd.yaml");
+    std::fs::write(&crd, CRD).unwrap();
+    let o = run(vec![
+        "create".into(),
+        "-f".into(),
+        crd.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let w = dir.join("w.yaml");
+    std::fs::write(&w, "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 4\n  bogus: 1\n").unwrap();
+    let o = run(vec![
+        "create".into(),
+        "-f".into(),
+        w.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("strict decoding error: unknown field \"spec.bogus\""),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
