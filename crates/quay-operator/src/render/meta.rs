@@ -108,7 +108,13 @@ pub fn finish(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
                 // Databases mount neither the cluster CAs nor the TLS pair: rotating those must not restart them.
                 let pod_hashes = if database { BTreeMap::new() } else { hashes };
                 if let Some(spec) = d.spec.as_mut() {
-                    stamp_pod_template(ctx, &mut spec.template, &pod_hashes, database, &field_groups);
+                    stamp_pod_template(
+                        ctx,
+                        &mut spec.template,
+                        &pod_hashes,
+                        database,
+                        &field_groups,
+                    );
                 }
             }
             DesiredObject::Job(j) => {
@@ -126,10 +132,8 @@ pub fn finish(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
         }
     }
     // Stable partition: configuration and platform objects before Deployments and Jobs.
-    let (workloads, rest): (Vec<_>, Vec<_>) = std::mem::take(objects)
-        .into_iter()
-        .partition(|o| o.is_workload());
-    objects.extend(rest);
+    // Objects are large (a Deployment is ~2.5 KB): move only the few workloads, not the whole list.
+    let workloads: Vec<_> = objects.extract_if(.., |o| o.is_workload()).collect();
     objects.extend(workloads);
 }
 

@@ -226,10 +226,60 @@ fn dashboard(ctx: &RenderContext<'_>, metrics_service: &str) -> ConfigMap {
 /// The dashboard with the registry's namespace, name and metrics Service written in. Namespaces and object names
 /// are DNS labels, so they need no JSON escaping.
 pub fn dashboard_json(namespace: &str, registry: &str, metrics_service: &str) -> String {
-    DASHBOARD_TEMPLATE
-        .replace("$namespace", namespace)
-        .replace("$service", metrics_service)
-        .replace("$registry", registry)
+    let template = dashboard_template();
+    let mut out =
+        String::with_capacity(template.len + 8 * (namespace.len() + metrics_service.len()));
+    for piece in &template.pieces {
+        out.push_str(match piece {
+            Piece::Text(text) => text,
+            Piece::Namespace => namespace,
+            Piece::Service => metrics_service,
+            Piece::Registry => registry,
+        });
+    }
+    out
+}
+
+/// The dashboard template, minified and cut at its placeholders once: every reconcile renders it.
+struct DashboardTemplate {
+    pieces: Vec<Piece>,
+    len: usize,
+}
+
+enum Piece {
+    Text(String),
+    Namespace,
+    Service,
+    Registry,
+}
+
+fn dashboard_template() -> &'static DashboardTemplate {
+    static TEMPLATE: std::sync::OnceLock<DashboardTemplate> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let value: serde_json::Value =
+            serde_json::from_str(DASHBOARD_TEMPLATE).expect("the dashboard asset is JSON");
+        let mut rest = serde_json::to_string(&value).expect("JSON values serialize");
+        let len = rest.len();
+        let mut pieces = Vec::new();
+        loop {
+            let next = ["$namespace", "$service", "$registry"]
+                .into_iter()
+                .filter_map(|marker| rest.find(marker).map(|at| (at, marker)))
+                .min_by_key(|(at, _)| *at);
+            let Some((at, marker)) = next else {
+                pieces.push(Piece::Text(rest));
+                break;
+            };
+            pieces.push(Piece::Text(rest[..at].to_owned()));
+            pieces.push(match marker {
+                "$namespace" => Piece::Namespace,
+                "$service" => Piece::Service,
+                _ => Piece::Registry,
+            });
+            rest = rest[at + marker.len()..].to_owned();
+        }
+        DashboardTemplate { pieces, len }
+    })
 }
 
 #[cfg(test)]
