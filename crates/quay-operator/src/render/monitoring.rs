@@ -228,7 +228,7 @@ fn dashboard(ctx: &RenderContext<'_>, metrics_service: &str) -> ConfigMap {
 pub fn dashboard_json(namespace: &str, registry: &str, metrics_service: &str) -> String {
     let template = dashboard_template();
     let mut out =
-        String::with_capacity(template.len + 8 * (namespace.len() + metrics_service.len()));
+        String::with_capacity(template.len + 16 * (namespace.len() + metrics_service.len()));
     for piece in &template.pieces {
         out.push_str(match piece {
             Piece::Text(text) => text,
@@ -240,14 +240,14 @@ pub fn dashboard_json(namespace: &str, registry: &str, metrics_service: &str) ->
     out
 }
 
-/// The dashboard template, minified and cut at its placeholders once: every reconcile renders it.
+/// The dashboard template, cut at its placeholders once: every reconcile renders it.
 struct DashboardTemplate {
     pieces: Vec<Piece>,
     len: usize,
 }
 
 enum Piece {
-    Text(String),
+    Text(&'static str),
     Namespace,
     Service,
     Registry,
@@ -256,10 +256,7 @@ enum Piece {
 fn dashboard_template() -> &'static DashboardTemplate {
     static TEMPLATE: std::sync::OnceLock<DashboardTemplate> = std::sync::OnceLock::new();
     TEMPLATE.get_or_init(|| {
-        let value: serde_json::Value =
-            serde_json::from_str(DASHBOARD_TEMPLATE).expect("the dashboard asset is JSON");
-        let mut rest = serde_json::to_string(&value).expect("JSON values serialize");
-        let len = rest.len();
+        let mut rest = DASHBOARD_TEMPLATE;
         let mut pieces = Vec::new();
         loop {
             let next = ["$namespace", "$service", "$registry"]
@@ -270,15 +267,18 @@ fn dashboard_template() -> &'static DashboardTemplate {
                 pieces.push(Piece::Text(rest));
                 break;
             };
-            pieces.push(Piece::Text(rest[..at].to_owned()));
+            pieces.push(Piece::Text(&rest[..at]));
             pieces.push(match marker {
                 "$namespace" => Piece::Namespace,
                 "$service" => Piece::Service,
                 _ => Piece::Registry,
             });
-            rest = rest[at + marker.len()..].to_owned();
+            rest = &rest[at + marker.len()..];
         }
-        DashboardTemplate { pieces, len }
+        DashboardTemplate {
+            pieces,
+            len: DASHBOARD_TEMPLATE.len(),
+        }
     })
 }
 
