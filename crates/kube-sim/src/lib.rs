@@ -10,6 +10,7 @@
 //! - [`patch`]: JSON/merge/strategic patches; [`ssa`]: server-side apply and managedFields
 //! - [`gc`]: ownerReference GC, namespace and CRD cleanup; [`controllers`]: simulated controllers
 //! - [`faults`], [`metrics`], [`errors`]: fault injection, request counters, Status bodies
+//! - [`validation`]: OpenAPI schema validation of custom resources
 //! - [`sim`]: the handle tests use
 
 pub mod controllers;
@@ -30,6 +31,7 @@ pub mod sim;
 pub mod ssa;
 pub mod store;
 pub mod util;
+pub mod validation;
 
 pub use controllers::{Controller, ControllerSettings, Mode};
 pub use errors::{ApiError, SimError};

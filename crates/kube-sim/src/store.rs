@@ -308,6 +308,7 @@ impl State {
         if let Some(schema) = rd.schema(version) {
             let before = if strict { Some(obj.clone()) } else { None };
             crd::default_and_prune(obj, schema);
+            // Strict decoding fails before validation: the apiserver decodes first.
             if let Some(before) = before {
                 let mut unknown = vec![];
                 crd::unknown_fields(&before, obj, "", &mut unknown);
@@ -317,10 +318,20 @@ impl State {
                         .map(|f| format!("unknown field \"{f}\""))
                         .collect();
                     return Err(ApiError::BadRequest(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        list.join(", "),
+                        kind = rd.kind
                     )));
                 }
+            }
+            let causes = crate::validation::validate(obj, schema);
+            if !causes.is_empty() {
+                return Err(crate::validation::to_error(
+                    &rd.kind,
+                    &rd.group,
+                    &name_of(obj),
+                    causes,
+                ));
             }
         } else {
             if rd.plural == "services" && obj.pointer("/spec/clusterIP").is_none() {

@@ -812,3 +812,76 @@ async fn deployment_typed_apply_through_kube_rs() {
     let b = api.patch("typed", &pp, &Patch::Apply(&d)).await.unwrap();
     assert_eq!(a.metadata.resource_version, b.metadata.resource_version);
 }
+
+#[tokio::test]
+async fn c41b_openapi_validation_of_custom_resources() {
+    let s = sim().await;
+    let mut crd = widget_crd();
+    let spec = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    spec["required"] = json!(["color"]);
+    spec["properties"]["color"]["enum"] = json!(["red", "blue"]);
+    spec["properties"]["size"]["minimum"] = json!(1);
+    s.install_crd(crd).unwrap();
+    assert_eq!(post(&s, WIDGETS, widget("ok")).await.status, 201);
+    let mut bad = widget("bad");
+    bad["spec"] = json!({"color": "pink", "size": "big"});
+    let r = post(&s, WIDGETS, bad).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["reason"], "Invalid");
+    assert_eq!(v["details"]["kind"], "Widget");
+    assert_eq!(v["details"]["group"], "example.com");
+    let fields: Vec<&str> = v["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["spec.size", "spec.color"]);
+    assert!(
+        v["message"].as_str().unwrap().starts_with(
+            "Widget.example.com \"bad\" is invalid: [spec.size: Invalid value: \"string\""
+        ),
+        "{}",
+        v["message"]
+    );
+    let r = patch(
+        &s,
+        &format!("{WIDGETS}/ok"),
+        "application/merge-patch+json",
+        json!({"spec": {"color": null}}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["details"]["causes"][0],
+        json!({"reason": "FieldValueRequired", "message": "Required value", "field": "spec.color"})
+    );
+    let r = patch(
+        &s,
+        &format!("{WIDGETS}/ok"),
+        "application/merge-patch+json",
+        json!({"spec": {"size": 0}}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    // Strict field validation: unknown fields are an error instead of being pruned.
+    let mut unknown = widget("strict");
+    unknown["spec"]["bogus"] = json!(1);
+    let r = call(
+        &s,
+        "POST",
+        &format!("{WIDGETS}?fieldValidation=Strict"),
+        &[],
+        Some(unknown.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("strict decoding error: unknown field \"spec.bogus\"")
+    );
+    assert_eq!(post(&s, WIDGETS, unknown).await.status, 201);
+}
