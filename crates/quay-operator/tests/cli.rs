@@ -213,3 +213,35 @@ fn crd_prints_the_checked_in_crd() {
     let checked_in = std::fs::read_to_string(common::repo_root().join("deploy/crd.yaml")).unwrap();
     assert_eq!(text(&out.stdout), checked_in);
 }
+
+#[test]
+fn validate_reports_every_problem_not_just_the_first() {
+    let registry = scratch_file(
+        "two-problems.yaml",
+        "apiVersion: quay.redhat.com/v1\nkind: QuayRegistry\nmetadata: {name: test, namespace: quay, uid: u1}\n\
+         spec:\n  configBundleSecret: b\n  components:\n    - kind: postgres\n      managed: false\n    \
+         - kind: redis\n      managed: false\n",
+    );
+    let out = quay_operator(&[
+        "validate",
+        "--registry",
+        path(&registry),
+        "--config-bundle",
+        "examples/all-managed/config-bundle.yaml",
+        "--cluster",
+        "examples/all-managed/cluster.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("error: spec.components[0]"), "{stdout}");
+    assert!(stdout.contains("error: spec.components[1]"), "{stdout}");
+    assert!(
+        stdout.contains("`postgres`") && stdout.contains("`redis`"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("2 blocking problem(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
