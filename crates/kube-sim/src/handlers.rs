@@ -248,7 +248,7 @@ fn dispatch(
         (Method::DELETE, "deletecollection") => {
             let opts = delete_opts(req)?;
             let ls = LabelSelector::parse(req.q("labelSelector").unwrap_or(""))?;
-            let fs = FieldSelector::parse(req.q("fieldSelector").unwrap_or(""))?;
+            let fs = FieldSelector::parse_for(&rd.plural, req.q("fieldSelector").unwrap_or(""))?;
             let targets: Vec<(String, String)> = st
                 .list(&rd, rr.namespace.as_deref())
                 .into_iter()
@@ -289,7 +289,7 @@ fn check_type(body: &Value, rd: &ResourceDef, version: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn scale_of(rd: &ResourceDef, o: &Value) -> Value {
+fn scale_of(_rd: &ResourceDef, o: &Value) -> Value {
     let replicas = o.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
     let selector = o
         .pointer("/spec/selector/matchLabels")
@@ -307,7 +307,7 @@ fn scale_of(rd: &ResourceDef, o: &Value) -> Value {
                      "resourceVersion": str_at(o, "/metadata/resourceVersion"), "creationTimestamp": str_at(o, "/metadata/creationTimestamp")},
         "spec": {"replicas": replicas},
         "status": {"replicas": o.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
-        "_kind": rd.kind,
+
     })
 }
 
@@ -510,7 +510,7 @@ fn list(st: &State, req: &Req, rr: &ResourceRequest, rd: &ResourceDef) -> ApiRes
         }
     }
     let ls = LabelSelector::parse(req.q("labelSelector").unwrap_or(""))?;
-    let fs = FieldSelector::parse(req.q("fieldSelector").unwrap_or(""))?;
+    let fs = FieldSelector::parse_for(&rd.plural, req.q("fieldSelector").unwrap_or(""))?;
     let limit: usize = req.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     let (list_rv, start) = match cont {
         Some(c) => {
@@ -623,7 +623,7 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
         plural: rd.plural.clone(),
         namespace: rr.namespace.clone(),
         ls: LabelSelector::parse(req.q("labelSelector").unwrap_or(""))?,
-        fs: FieldSelector::parse(req.q("fieldSelector").unwrap_or(""))?,
+        fs: FieldSelector::parse_for(&rd.plural, req.q("fieldSelector").unwrap_or(""))?,
     };
     let bookmarks = req.q_bool("allowWatchBookmarks");
     let send_initial = req.q_bool("sendInitialEvents");

@@ -114,10 +114,71 @@ impl LabelSelector {
 #[derive(Debug, Clone, Default)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+/// Field labels a resource supports beyond `metadata.name` / `metadata.namespace` (the
+/// apiserver's per-type field label conversion funcs), with the JSON path they read.
+fn extra_field(plural: &str, field: &str) -> Option<&'static str> {
+    let table: &[(&str, &str, &str)] = &[
+        ("events", "involvedObject.kind", "/involvedObject/kind"),
+        (
+            "events",
+            "involvedObject.namespace",
+            "/involvedObject/namespace",
+        ),
+        ("events", "involvedObject.name", "/involvedObject/name"),
+        ("events", "involvedObject.uid", "/involvedObject/uid"),
+        (
+            "events",
+            "involvedObject.apiVersion",
+            "/involvedObject/apiVersion",
+        ),
+        (
+            "events",
+            "involvedObject.resourceVersion",
+            "/involvedObject/resourceVersion",
+        ),
+        (
+            "events",
+            "involvedObject.fieldPath",
+            "/involvedObject/fieldPath",
+        ),
+        ("events", "reason", "/reason"),
+        ("events", "reportingComponent", "/reportingComponent"),
+        ("events", "source", "/source/component"),
+        ("events", "type", "/type"),
+        ("pods", "spec.nodeName", "/spec/nodeName"),
+        ("pods", "spec.restartPolicy", "/spec/restartPolicy"),
+        ("pods", "spec.schedulerName", "/spec/schedulerName"),
+        (
+            "pods",
+            "spec.serviceAccountName",
+            "/spec/serviceAccountName",
+        ),
+        ("pods", "status.phase", "/status/phase"),
+        ("pods", "status.podIP", "/status/podIP"),
+        (
+            "pods",
+            "status.nominatedNodeName",
+            "/status/nominatedNodeName",
+        ),
+        ("secrets", "type", "/type"),
+        ("namespaces", "status.phase", "/status/phase"),
+        ("jobs", "status.successful", "/status/succeeded"),
+        ("replicasets", "status.replicas", "/status/replicas"),
+    ];
+    table
+        .iter()
+        .find(|(p, f, _)| *p == plural && *f == field)
+        .map(|(_, _, ptr)| *ptr)
+}
+
 impl FieldSelector {
-    /// Only `metadata.name` and `metadata.namespace` are supported for every resource, as in
-    /// the apiserver's default field-label conversion; anything else is a 400.
+    /// `metadata.name` and `metadata.namespace` work for every resource; a few kinds support
+    /// more (see `extra_field`); anything else is a 400 like the apiserver's.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Self::parse_for("", s)
+    }
+
+    pub fn parse_for(plural: &str, s: &str) -> Result<Self, ApiError> {
         let mut out = vec![];
         for part in split_top(s) {
             let (k, eq, v) = if let Some((k, v)) = part.split_once("!=") {
@@ -132,25 +193,26 @@ impl FieldSelector {
                 )));
             };
             let k = k.trim();
-            if k != "metadata.name" && k != "metadata.namespace" {
-                return Err(ApiError::BadRequest(format!(
-                    "field label not supported: {k}"
-                )));
-            }
-            out.push((k.to_string(), eq, v.trim().to_string()));
+            let ptr = match k {
+                "metadata.name" => "/metadata/name",
+                "metadata.namespace" => "/metadata/namespace",
+                _ => extra_field(plural, k).ok_or_else(|| {
+                    ApiError::BadRequest(format!("field label not supported: {k}"))
+                })?,
+            };
+            out.push((ptr.to_string(), eq, v.trim().to_string()));
         }
         Ok(FieldSelector(out))
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(k, eq, v)| {
-            let actual = match k.as_str() {
-                "metadata.name" => obj.pointer("/metadata/name"),
-                _ => obj.pointer("/metadata/namespace"),
-            }
-            .and_then(Value::as_str)
-            .unwrap_or("");
-            (actual == v) == *eq
+        self.0.iter().all(|(ptr, eq, v)| {
+            let actual = match obj.pointer(ptr) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            (actual == *v) == *eq
         })
     }
 }

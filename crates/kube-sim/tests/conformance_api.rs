@@ -635,3 +635,28 @@ async fn c48_error_bodies_parse_as_status() {
     assert_eq!(r["message"], "deployments.apps \"missing\" not found");
     assert_eq!(r["details"]["group"], "apps");
 }
+
+#[tokio::test]
+async fn event_field_selectors_as_kubectl_describe_uses_them() {
+    let s = sim().await;
+    let ev = |name: &str, obj: &str| {
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
+               "involvedObject": {"kind": "Deployment", "name": obj, "namespace": "default"}, "reason": "ScalingReplicaSet", "type": "Normal"})
+    };
+    post(&s, "/api/v1/namespaces/default/events", ev("e1", "web")).await;
+    post(&s, "/api/v1/namespaces/default/events", ev("e2", "db")).await;
+    let l = get(&s, "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dweb,involvedObject.kind%3DDeployment,type%3DNormal").await.json();
+    let items = l["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["metadata"]["name"], "e1");
+    // The same label on another resource is not supported.
+    assert_eq!(
+        get(
+            &s,
+            "/api/v1/namespaces/default/configmaps?fieldSelector=involvedObject.name%3Dweb"
+        )
+        .await
+        .status,
+        400
+    );
+}
