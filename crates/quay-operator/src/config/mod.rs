@@ -8,6 +8,7 @@ pub mod hash;
 pub mod managed_keys;
 pub mod problem;
 pub mod quay_config;
+pub mod upgrade;
 pub mod validate;
 
 pub use bundle::ConfigBundle;

@@ -31,6 +31,20 @@ pub(crate) const INFLATE_PREFIX: &str = "could not inflate kubernetes objects: "
 pub fn validate(input: &RenderInput<'_>) -> ValidationReport {
     let facts = Facts::new(input);
     let mut report = ValidationReport::default();
+    // An unsupported Quay upgrade blocks everything: nothing may be touched.
+    let target = input
+        .cluster
+        .quay_version
+        .as_deref()
+        .unwrap_or(&input.settings.quay_version);
+    let current = input
+        .registry
+        .status
+        .as_ref()
+        .and_then(|s| s.current_version.as_deref());
+    if let Err(problem) = super::upgrade::check_upgrade(current, target) {
+        report.push(problem);
+    }
     // The API server's CEL rules (and duplicate kinds, which it lets through).
     spec::check_component_rules(&facts, &mut report);
     // Then the reconcile steps, in upstream's order.
