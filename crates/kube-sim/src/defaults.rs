@@ -172,6 +172,42 @@ pub fn validate_update(
     new: &Value,
 ) -> Result<(), ApiError> {
     let name = crate::util::name_of(new);
+    // Fields the apps/v1, core and batch strategies make immutable.
+    let immutable: &[(&str, &str, &str)] = &[
+        ("deployments", "/spec/selector", "spec.selector"),
+        ("replicasets", "/spec/selector", "spec.selector"),
+        ("jobs", "/spec/selector", "spec.selector"),
+        ("jobs", "/spec/completionMode", "spec.completionMode"),
+        ("services", "/spec/clusterIP", "spec.clusterIP"),
+    ];
+    for (p, ptr, field) in immutable {
+        if *p == plural && old.pointer(ptr).is_some() && old.pointer(ptr) != new.pointer(ptr) {
+            let v = new.pointer(ptr).cloned().unwrap_or(Value::Null);
+            return Err(ApiError::invalid(
+                kind,
+                group,
+                &name,
+                "FieldValueInvalid",
+                field,
+                &format!("Invalid value: {v}: field is immutable"),
+            ));
+        }
+    }
+    // ConfigMaps and Secrets marked immutable.
+    if matches!(plural, "configmaps" | "secrets") && old.get("immutable") == Some(&json!(true)) {
+        for f in ["data", "binaryData", "immutable"] {
+            if old.get(f) != new.get(f) {
+                return Err(ApiError::invalid(
+                    kind,
+                    group,
+                    &name,
+                    "FieldValueForbidden",
+                    f,
+                    "Forbidden: field is immutable when `immutable` is set",
+                ));
+            }
+        }
+    }
     match plural {
         "jobs" if old.pointer("/spec/template") != new.pointer("/spec/template") => {
             let v = new
@@ -254,4 +290,105 @@ pub fn parse_quantity(s: &str) -> f64 {
         }
     }
     s.parse().unwrap_or(0.0)
+}
+
+const DNS1123_SUBDOMAIN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const DNS1123_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+const QUALIFIED_NAME: &str = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$";
+
+fn matches(re: &str, s: &str) -> bool {
+    regex::Regex::new(re).map(|r| r.is_match(s)).unwrap_or(true)
+}
+
+/// ObjectMeta validation every registry runs (apimachinery `ValidateObjectMeta`): names must
+/// be DNS-1123 subdomains (labels for namespaces and services), label keys qualified names
+/// with an optional DNS prefix, label values ≤ 63 valid characters.
+pub fn validate_meta(plural: &str, kind: &str, group: &str, obj: &Value) -> Result<(), ApiError> {
+    let name = crate::util::name_of(obj);
+    let label_names = matches!(plural, "namespaces" | "services");
+    let (re, max, what) = if label_names {
+        (
+            DNS1123_LABEL,
+            63,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        )
+    } else {
+        (
+            DNS1123_SUBDOMAIN,
+            253,
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        )
+    };
+    // Events and a few others accept any path-segment name; keep the check to the common rule.
+    if plural != "events" {
+        if name.len() > max {
+            return Err(ApiError::invalid(
+                kind,
+                group,
+                &name,
+                "FieldValueInvalid",
+                "metadata.name",
+                &format!("Invalid value: {name:?}: must be no more than {max} characters"),
+            ));
+        }
+        if !matches(re, &name) {
+            return Err(ApiError::invalid(
+                kind,
+                group,
+                &name,
+                "FieldValueInvalid",
+                "metadata.name",
+                &format!("Invalid value: {name:?}: {what}"),
+            ));
+        }
+    }
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            let (prefix, key) = match k.rsplit_once('/') {
+                Some((p, n)) => (Some(p), n),
+                None => (None, k.as_str()),
+            };
+            let key_ok = key.len() <= 63
+                && matches(QUALIFIED_NAME, key)
+                && prefix.is_none_or(|p| p.len() <= 253 && matches(DNS1123_SUBDOMAIN, p));
+            if !key_ok {
+                return Err(ApiError::invalid(
+                    kind,
+                    group,
+                    &name,
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    &format!(
+                        "Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+                    ),
+                ));
+            }
+            let val = v.as_str().unwrap_or("");
+            if val.len() > 63 {
+                return Err(ApiError::invalid(
+                    kind,
+                    group,
+                    &name,
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    &format!("Invalid value: {val:?}: must be no more than 63 characters"),
+                ));
+            }
+            if !matches(LABEL_VALUE, val) {
+                return Err(ApiError::invalid(
+                    kind,
+                    group,
+                    &name,
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    &format!(
+                        "Invalid value: {val:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

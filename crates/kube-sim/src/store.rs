@@ -427,6 +427,7 @@ impl State {
         defaults::initial_status(&rd.plural, &mut obj);
         self.admit(rd, &mut obj, &version, ctx.strict)?;
         self.create_time_admission(rd, &mut obj, ns, &name);
+        defaults::validate_meta(&rd.plural, &rd.kind, &rd.group, &obj)?;
         if rd.plural == "customresourcedefinitions" {
             if crd::resource_from_crd(&obj).is_none() {
                 return Err(ApiError::invalid(
@@ -652,6 +653,7 @@ impl State {
         }
         self.admit(rd, &mut new, &version, ctx.strict)?;
         defaults::validate_update(&rd.plural, &rd.kind, &rd.group, &old, &new)?;
+        defaults::validate_meta(&rd.plural, &rd.kind, &rd.group, &new)?;
         if managed == Managed::Update {
             let schema = schema_for(rd, &version);
             ssa::record_update(

@@ -885,3 +885,67 @@ async fn c41b_openapi_validation_of_custom_resources() {
     );
     assert_eq!(post(&s, WIDGETS, unknown).await.status, 201);
 }
+
+#[tokio::test]
+async fn builtin_validation_names_labels_and_immutable_fields() {
+    let s = sim().await;
+    let r = post(&s, CMS, cm("Bad_Name", json!({}))).await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"),
+        "{}",
+        r.body
+    );
+    let long = "x".repeat(64);
+    let r = post(&s, CMS, cm("ok", json!({"app": long}))).await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be no more than 63 characters")
+    );
+    assert_eq!(
+        post(&s, CMS, cm("ok", json!({"app.kubernetes.io/name": "quay"})))
+            .await
+            .status,
+        201
+    );
+    // Deployment selector is immutable in apps/v1.
+    post(
+        &s,
+        DEPLOYS,
+        deploy("sel", 1, json!([{"name": "a", "image": "i"}])),
+    )
+    .await;
+    let r = patch(
+        &s,
+        &format!("{DEPLOYS}/sel"),
+        "application/merge-patch+json",
+        json!({"spec": {"selector": {"matchLabels": {"app": "other"}}}}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.selector: Invalid value")
+    );
+    // Immutable ConfigMaps refuse data changes.
+    let mut c = cm("frozen", json!({}));
+    c["immutable"] = json!(true);
+    post(&s, CMS, c).await;
+    let r = patch(
+        &s,
+        &format!("{CMS}/frozen"),
+        "application/merge-patch+json",
+        json!({"data": {"k": "changed"}}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "data");
+}
