@@ -69,7 +69,8 @@ pub struct Simulator {
     shared: Arc<Shared>,
     settings: SharedSettings,
     stop_tx: tokio::sync::watch::Sender<bool>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    /// The HTTP server task and its stop signal (replaced on `restart`).
+    server: Mutex<Option<ServerTask>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -93,24 +94,7 @@ impl Simulator {
         });
         let settings: SharedSettings = Arc::new(Mutex::new(opts.controllers.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sim_shared = shared.clone();
-        let app = axum::Router::new().fallback(
-            move |method: axum::http::Method,
-                  uri: axum::http::Uri,
-                  headers: axum::http::HeaderMap,
-                  body: axum::body::Bytes| {
-                let s = sim_shared.clone();
-                async move { server::handle(s, method, uri, headers, body).await }
-            },
-        );
-        let mut srv_stop = stop_rx.clone();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = srv_stop.changed().await;
-                })
-                .await;
-        });
+        let server = spawn_server(shared.clone(), listener);
         let tasks = vec![
             tokio::spawn(gc::run(shared.clone(), stop_rx.clone())),
             tokio::spawn(controllers::run(
@@ -123,7 +107,7 @@ impl Simulator {
             shared,
             settings,
             stop_tx,
-            server: Some(server),
+            server: Mutex::new(Some(server)),
             tasks,
         };
         if opts.openshift {
@@ -180,8 +164,9 @@ impl Simulator {
     async fn shutdown(&mut self) {
         self.drop_watches();
         let _ = self.stop_tx.send(true);
-        if let Some(s) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        let server = self.server.lock().expect("server").take();
+        if let Some(s) = server {
+            s.stop().await;
         }
         for t in self.tasks.drain(..) {
             t.abort();
@@ -309,17 +294,45 @@ impl Simulator {
         self.shared.lock().set_history_limit(n);
     }
 
-    /// A simulated apiserver restart: all watches are cut and requests get 503 for `downtime`;
-    /// the store is kept. With `compact`, the watch history is lost too (watchers get 410 and
-    /// must relist), as after a restart against a compacted etcd.
-    pub async fn restart(&self, downtime: Duration, compact: bool) {
-        self.shared.unavailable.store(true, Ordering::SeqCst);
+    /// Answer every request with 503 while `on` (an apiserver that is up but not serving,
+    /// e.g. behind a load balancer during a rollout). Open watches are cut when switched on.
+    pub fn set_unavailable(&self, on: bool) {
+        self.shared.unavailable.store(on, Ordering::SeqCst);
+        if on {
+            self.drop_watches();
+        }
+    }
+
+    /// A full apiserver restart that keeps the store: the listener closes (connections are
+    /// refused), every watch is cut, and after `downtime` the server listens again on the
+    /// same address. With `compact`, the watch history is lost too, so watchers resuming from
+    /// their last resourceVersion get 410 Expired and must relist (a restart against a
+    /// compacted etcd).
+    pub async fn restart(&self, downtime: Duration, compact: bool) -> Result<(), SimError> {
         self.drop_watches();
+        let old = self.server.lock().expect("server").take();
+        if let Some(s) = old {
+            s.stop().await;
+        }
         if compact {
             self.compact_history();
         }
         tokio::time::sleep(downtime).await;
-        self.shared.unavailable.store(false, Ordering::SeqCst);
+        // The port was just released; a listener socket may take a moment to be rebindable.
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.shared.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    tracing::debug!("rebind {}: {e}", self.shared.addr);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        *self.server.lock().expect("server") = Some(spawn_server(self.shared.clone(), listener));
+        Ok(())
     }
 
     // ---- metrics and direct store access ----
@@ -397,7 +410,54 @@ impl Drop for Simulator {
         for t in &self.tasks {
             t.abort();
         }
+        if let Ok(mut s) = self.server.lock()
+            && let Some(s) = s.take()
+        {
+            let _ = s.stop.send(true);
+            s.handle.abort();
+        }
     }
+}
+
+/// A running HTTP server and the means to stop it.
+struct ServerTask {
+    handle: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl ServerTask {
+    /// Graceful stop (watches were cut before); abort if connections linger.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let abort = self.handle.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), self.handle)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}
+
+fn spawn_server(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> ServerTask {
+    let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+    let app = axum::Router::new().fallback(
+        move |method: axum::http::Method,
+              uri: axum::http::Uri,
+              headers: axum::http::HeaderMap,
+              body: axum::body::Bytes| {
+            let s = shared.clone();
+            async move { server::handle(s, method, uri, headers, body).await }
+        },
+    );
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.changed().await;
+            })
+            .await;
+    });
+    ServerTask { handle, stop }
 }
 
 pub fn kubeconfig_yaml(url: &str) -> String {

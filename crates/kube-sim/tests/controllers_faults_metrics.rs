@@ -493,7 +493,7 @@ async fn injected_faults_by_verb_and_resource() {
 }
 
 #[tokio::test]
-async fn restart_keeps_store_and_cuts_watches() {
+async fn unavailable_window_answers_503() {
     let s = sim().await;
     post(
         &s,
@@ -509,17 +509,39 @@ async fn restart_keeps_store_and_cuts_watches() {
         ),
     )
     .await;
-    let rv = s.resource_version();
-    let sref = &s;
-    let restart = async move { sref.restart(Duration::from_millis(300), true).await };
-    let during = async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        get(sref, "/api/v1/namespaces/default/configmaps/keep")
+    s.set_unavailable(true);
+    assert_eq!(
+        get(&s, "/api/v1/namespaces/default/configmaps/keep")
             .await
-            .status
-    };
-    let ((), code) = tokio::join!(restart, during);
-    assert_eq!(code, 503);
+            .status,
+        503
+    );
+    assert!(w.next().await.is_none(), "watch cut");
+    s.set_unavailable(false);
+    assert_eq!(
+        get(&s, "/api/v1/namespaces/default/configmaps/keep")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn restart_keeps_store_cuts_watches_and_can_compact() {
+    let s = sim().await;
+    post(
+        &s,
+        "/api/v1/namespaces/default/configmaps",
+        cm("keep", json!({})),
+    )
+    .await;
+    let rv = s.resource_version();
+    let mut w = Watch::open(
+        &s,
+        &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"),
+    )
+    .await;
+    s.restart(Duration::from_millis(50), false).await.unwrap();
     assert!(w.next().await.is_none(), "watch cut by the restart");
     assert_eq!(
         get(&s, "/api/v1/namespaces/default/configmaps/keep")
@@ -527,20 +549,56 @@ async fn restart_keeps_store_and_cuts_watches() {
             .status,
         200
     );
-    // History was compacted: resuming from the old rv is 410 (as an ERROR event).
+    // History kept: resuming from the old rv works.
+    let mut w = Watch::open(
+        &s,
+        &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"),
+    )
+    .await;
     post(
         &s,
         "/api/v1/namespaces/default/configmaps",
         cm("after", json!({})),
     )
     .await;
-    s.compact_history();
+    assert_eq!(
+        w.next_event().await.unwrap()["object"]["metadata"]["name"],
+        "after"
+    );
+    // A restart with compaction: resuming from the old rv is 410 (as an ERROR event).
+    s.restart(Duration::from_millis(10), true).await.unwrap();
     let mut w = Watch::open(
         &s,
         &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"),
     )
     .await;
     assert_eq!(w.next().await.unwrap()["object"]["code"], 410);
+}
+
+#[tokio::test]
+async fn kube_rs_watcher_survives_restart_with_compaction() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let s = sim().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(s.client());
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects();
+    let h = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while stream.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.unwrap();
+    let c: ConfigMap = serde_json::from_value(cm("before", json!({}))).unwrap();
+    api.create(&PostParams::default(), &c).await.unwrap();
+    s.restart(Duration::from_millis(100), true).await.unwrap();
+    let c: ConfigMap = serde_json::from_value(cm("after", json!({}))).unwrap();
+    api.create(&PostParams::default(), &c).await.unwrap();
+    eventually("reflector sees both", || reader.state().len() == 2).await;
+    h.abort();
 }
 
 #[tokio::test]
