@@ -949,3 +949,175 @@ async fn builtin_validation_names_labels_and_immutable_fields() {
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["details"]["causes"][0]["field"], "data");
 }
+
+#[tokio::test]
+async fn dry_run_persists_nothing_and_emits_no_event() {
+    let s = sim().await;
+    let rv = s.resource_version();
+    let r = call(
+        &s,
+        "POST",
+        &format!("{CMS}?dryRun=All"),
+        &[],
+        Some(cm("dry", json!({}))),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["metadata"]["name"], "dry");
+    let r = patch(
+        &s,
+        &format!("{CMS}/dry2?dryRun=All&fieldManager=op"),
+        "application/apply-patch+yaml",
+        cm("dry2", json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(s.resource_version(), rv);
+    assert!(s.get("", "configmaps", "default", "dry").is_none());
+    post(&s, CMS, cm("real", json!({}))).await;
+    let r = call(&s, "DELETE", &format!("{CMS}/real?dryRun=All"), &[], None).await;
+    assert_eq!(r.status, 200);
+    assert!(s.get("", "configmaps", "default", "real").is_some());
+}
+
+#[tokio::test]
+async fn deletecollection_with_selector_and_delete_preconditions() {
+    let s = sim().await;
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        post(&s, CMS, cm(n, json!({"grp": l}))).await;
+    }
+    let r = call(
+        &s,
+        "DELETE",
+        &format!("{CMS}?labelSelector=grp%3Dx"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 2);
+    let names: Vec<String> = s
+        .list("", "configmaps", Some("default"))
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["c"]);
+    let r = call(
+        &s,
+        "DELETE",
+        &format!("{CMS}/c"),
+        &[],
+        Some(json!({"preconditions": {"uid": "not-the-uid"}})),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["reason"], "Conflict");
+    let r = call(
+        &s,
+        "DELETE",
+        &format!("{CMS}/c"),
+        &[],
+        Some(json!({"propagationPolicy": "Orphan", "orphanDependents": true})),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+}
+
+#[tokio::test]
+async fn status_put_with_stale_rv_and_apply_status_of_missing() {
+    let s = with_widgets().await;
+    let o = post(&s, WIDGETS, widget("w")).await.json();
+    let mut st = o.clone();
+    st["status"] = json!({"ready": true});
+    assert_eq!(
+        call(
+            &s,
+            "PUT",
+            &format!("{WIDGETS}/w/status"),
+            &[],
+            Some(st.clone())
+        )
+        .await
+        .status,
+        200
+    );
+    // controller-runtime's Status().Update with a cached (stale) rv.
+    let r = call(&s, "PUT", &format!("{WIDGETS}/w/status"), &[], Some(st)).await;
+    assert_eq!(r.status, 409);
+    let r = patch(
+        &s,
+        &format!("{WIDGETS}/missing/status?fieldManager=op"),
+        "application/apply-patch+yaml",
+        widget("missing"),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    // Apply to /status owns status fields only and records the subresource.
+    let mut body = widget("w");
+    body["status"] = json!({"ready": false});
+    let o = patch(
+        &s,
+        &format!("{WIDGETS}/w/status?fieldManager=ctrl&force=true"),
+        "application/apply-patch+yaml",
+        body,
+    )
+    .await
+    .json();
+    assert_eq!(o["status"]["ready"], false);
+    let e = o["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "ctrl")
+        .unwrap();
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(e["operation"], "Apply");
+    assert!(e["fieldsV1"].get("f:spec").is_none());
+}
+
+#[tokio::test]
+async fn generate_name_and_multi_version_crd() {
+    let s = sim().await;
+    let r = post(
+        &s,
+        CMS,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "gen-"}}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let n = r.json()["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(n.starts_with("gen-") && n.len() == 9, "{n}");
+    let mut crd = widget_crd();
+    let v1 = crd["spec"]["versions"][0].clone();
+    let mut beta = v1.clone();
+    beta["name"] = json!("v1beta1");
+    beta["storage"] = json!(false);
+    crd["spec"]["versions"] = json!([beta, v1]);
+    s.install_crd(crd).unwrap();
+    let mut w = widget("mv");
+    w["apiVersion"] = json!("example.com/v1beta1");
+    assert_eq!(
+        post(
+            &s,
+            "/apis/example.com/v1beta1/namespaces/default/widgets",
+            w
+        )
+        .await
+        .status,
+        201
+    );
+    let got = get(&s, "/apis/example.com/v1/namespaces/default/widgets/mv")
+        .await
+        .json();
+    assert_eq!(got["apiVersion"], "example.com/v1");
+    let apis = get(&s, "/apis").await.json();
+    let g = apis["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "example.com")
+        .unwrap()
+        .clone();
+    assert_eq!(g["preferredVersion"]["version"], "v1");
+    assert_eq!(g["versions"].as_array().unwrap().len(), 2);
+}
