@@ -110,7 +110,13 @@ impl DesiredObject {
 
 impl std::fmt::Debug for DesiredObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}/{}", self.kind(), self.namespace().unwrap_or_default(), self.name())
+        write!(
+            f,
+            "{} {}/{}",
+            self.kind(),
+            self.namespace().unwrap_or_default(),
+            self.name()
+        )
     }
 }
 
