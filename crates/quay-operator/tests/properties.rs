@@ -5,8 +5,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use proptest::prelude::*;
-use quay_operator::api::{Component, ComponentKind};
+use quay_operator::api::{Component, ComponentKind, Override, Resources};
 use quay_operator::cli::{Inputs, objects_yaml};
 use quay_operator::config::ConfigBundle;
 use quay_operator::render::render;
@@ -74,6 +76,65 @@ fn components() -> impl Strategy<Value = Vec<Component>> {
     })
 }
 
+/// Quantities as users type them, valid or not (`50Gi`, `1.5e3`, `-1Gi`, `Gi`, `lots`).
+fn quantity() -> impl Strategy<Value = Quantity> {
+    prop_oneof![
+        Just("50Gi".to_owned()),
+        Just("70Gi".to_owned()),
+        Just("1Gi".to_owned()),
+        Just("0".to_owned()),
+        Just("-1Gi".to_owned()),
+        Just("1.5e3".to_owned()),
+        Just("99999999999999999999Ei".to_owned()),
+        Just("500m".to_owned()),
+        "[0-9]{0,4}(\\.[0-9]{1,3})?(Ki|Mi|Gi|Ti|m|k|M|G|E|e3)?",
+        "[a-zA-Z -]{0,6}",
+    ]
+    .prop_map(Quantity)
+}
+
+fn overrides() -> impl Strategy<Value = Override> {
+    (
+        prop::option::of(quantity()),
+        prop::option::of("[a-z-]{0,10}"),
+        prop::option::of(any::<i32>()),
+        prop::option::of(prop::collection::vec(("[A-Z_]{0,8}", "[ -~]{0,12}"), 0..3)),
+        prop::option::of(prop::collection::btree_map(
+            "[a-z./-]{0,12}",
+            "[ -~]{0,8}",
+            0..3,
+        )),
+        prop::option::of((quantity(), quantity())),
+    )
+        .prop_map(
+            |(volume_size, storage_class_name, replicas, env, labels, resources)| Override {
+                volume_size,
+                storage_class_name,
+                replicas,
+                env: env.map(|vars| {
+                    vars.into_iter()
+                        .map(|(name, value)| EnvVar {
+                            name,
+                            value: Some(value),
+                            value_from: None,
+                        })
+                        .collect()
+                }),
+                annotations: labels.clone(),
+                labels,
+                resources: resources.map(|(cpu, memory)| Resources {
+                    limits: None,
+                    requests: Some(
+                        [("cpu".to_owned(), cpu), ("memory".to_owned(), memory)]
+                            .into_iter()
+                            .collect(),
+                    ),
+                }),
+                ..Default::default()
+            },
+        )
+}
+
 fn example() -> impl Strategy<Value = String> {
     prop::sample::select(common::example_names())
 }
@@ -129,6 +190,30 @@ proptest! {
         let mut inputs = common::load_example(&name);
         inputs.bundle = ConfigBundle::new(files.into_iter().collect::<BTreeMap<_, _>>());
         let _ = render_yaml(&inputs);
+    }
+
+    #[test]
+    fn arbitrary_overrides_never_panic(
+        name in example(),
+        picks in prop::collection::vec(
+            (0..ComponentKind::ALL.len(), any::<bool>(), prop::option::of(overrides())),
+            0..5,
+        ),
+    ) {
+        let mut inputs = common::load_example(&name);
+        inputs.registry.spec.components = Some(
+            picks
+                .into_iter()
+                .map(|(i, managed, overrides)| {
+                    let mut c = Component::new(ComponentKind::ALL[i], managed);
+                    c.overrides = overrides;
+                    c
+                })
+                .collect(),
+        );
+        // Errors (invalid quantities, duplicates, unsupported overrides) are fine; panics are not.
+        let first = render_yaml(&inputs);
+        prop_assert_eq!(first, render_yaml(&inputs));
     }
 
     #[test]
