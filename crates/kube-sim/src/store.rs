@@ -334,6 +334,22 @@ impl State {
                 ));
             }
         } else {
+            if strict
+                && let Some(unknown) =
+                    crate::openapi::unknown_builtin_fields(&rd.group, &rd.kind, obj)
+                && !unknown.is_empty()
+            {
+                let list: Vec<String> = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
+                return Err(ApiError::BadRequest(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                    list.join(", "),
+                    kind = rd.kind
+                )));
+            }
+            crate::openapi::prune_builtin(&rd.group, &rd.kind, obj);
             if rd.plural == "services" && obj.pointer("/spec/clusterIP").is_none() {
                 self.ip_seq += 1;
             }

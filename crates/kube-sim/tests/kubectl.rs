@@ -402,6 +402,22 @@ async fn kubectl_crd_established_custom_resource_and_explain() {
     assert!(ex.contains("How big the widget is."), "{ex}");
     let ex = b.ok(&["explain", "widgets.spec"]).await;
     assert!(ex.contains("Desired state of the widget."), "{ex}");
+    // Built-in kinds carry k8s-openapi's schemas (and so their descriptions) too.
+    let ex = b.ok(&["explain", "deployment.spec.replicas"]).await;
+    assert!(ex.contains("Number of desired pods."), "{ex}");
+    // ... which makes kubectl's Strict validation reject typos in built-ins, as a cluster does.
+    let typo = b.file(
+        "typo.yaml",
+        &DEPLOY.replace("  replicas: 2", "  replica: 2"),
+    );
+    let o = b.kubectl(&["create", "-f", &typo]).await;
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("strict decoding error: unknown field \"spec.replica\""),
+        "{}",
+        o.stderr
+    );
 }
 
 #[tokio::test]
