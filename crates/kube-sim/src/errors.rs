@@ -167,6 +167,11 @@ impl ApiError {
         let mut message = self.to_string();
         let mut details: Option<Value> = None;
         match self {
+            ApiError::NotFound { resource, .. } if resource.is_empty() => {
+                // Unknown path / resource type: the apiserver's generic 404.
+                message = "the server could not find the requested resource".into();
+                details = Some(json!({}));
+            }
             ApiError::NotFound {
                 resource,
                 group,

@@ -199,6 +199,19 @@ pub fn builtins() -> Vec<ResourceDef> {
             false,
             None,
         ),
+        // kube-runtime's event Recorder writes events.k8s.io/v1 (a separate bucket here; a
+        // real apiserver stores both APIs in one).
+        def(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            None,
+        ),
         def(
             "apps",
             "v1",

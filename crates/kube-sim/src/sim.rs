@@ -215,6 +215,16 @@ impl Simulator {
     pub fn install_openshift(&self) -> Result<(), ApiError> {
         self.install_crd(crd::route_crd())?;
         self.install_crd(crd::apiserver_config_crd())?;
+        // Every OpenShift cluster has the `cluster` APIServer config (default TLS profile).
+        if self
+            .get("config.openshift.io", "apiservers", "", "cluster")
+            .is_none()
+        {
+            self.create(
+                serde_json::json!({"apiVersion": "config.openshift.io/v1", "kind": "APIServer",
+                "metadata": {"name": "cluster"}, "spec": {"audit": {"profile": "Default"}}}),
+            )?;
+        }
         Ok(())
     }
 

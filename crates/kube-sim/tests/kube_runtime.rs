@@ -237,3 +237,36 @@ async fn metadata_watcher_gets_partial_object_metadata() {
     assert_eq!(v["kind"], "PartialObjectMetadataList");
     assert!(v["items"][0].get("data").is_none());
 }
+
+#[tokio::test]
+async fn event_recorder_publishes_events_k8s_io() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let s = sim().await;
+    let o = post(
+        &s,
+        "/api/v1/namespaces/default/configmaps",
+        cm("rec", serde_json::json!({})),
+    )
+    .await
+    .json();
+    let cm: ConfigMap = serde_json::from_value(o).unwrap();
+    let recorder = Recorder::new(
+        s.client(),
+        Reporter {
+            controller: "test-controller".into(),
+            instance: None,
+        },
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Reconciled".into(),
+        note: Some("done".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &cm.object_ref(&())).await.unwrap();
+    recorder.publish(&ev, &cm.object_ref(&())).await.unwrap();
+    let evs = s.list("events.k8s.io", "events", Some("default"));
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0]["reason"], "Reconciled");
+}
