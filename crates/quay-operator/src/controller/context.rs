@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Event;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
@@ -45,6 +46,8 @@ pub struct Context {
     /// Kinds the cluster serves, with their watch caches.
     pub kinds: Vec<OwnedKind>,
     pub stores: HashMap<(String, String), Store<DynamicObject>>,
+    /// `ProvisioningFailed` Events (the only Events the operator reads: why a database volume stays Pending).
+    pub provisioning_failures: Option<Store<Event>>,
     pub metrics: Arc<Metrics>,
     /// Status writes of this process per registry, oldest first: the registry a reconcile receives can predate
     /// our own writes, and must not make us write (and announce) the same change twice.
@@ -153,6 +156,29 @@ impl Context {
                     == Some(registry)
             })
             .filter_map(|o| to_typed(o))
+            .collect()
+    }
+}
+
+impl Context {
+    /// Messages of the `ProvisioningFailed` Events in a namespace, by the uid of the object they concern.
+    pub fn provisioning_failures(
+        &self,
+        namespace: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let Some(store) = &self.provisioning_failures else {
+            return Default::default();
+        };
+        store
+            .state()
+            .iter()
+            .filter(|e| e.involved_object.namespace.as_deref() == Some(namespace))
+            .filter_map(|e| {
+                Some((
+                    e.involved_object.uid.clone()?,
+                    e.message.clone().unwrap_or_default(),
+                ))
+            })
             .collect()
     }
 }

@@ -66,6 +66,7 @@ pub async fn diff(args: &DiffArgs) -> Result<usize, BoxError> {
         all_namespaces: true,
         kinds,
         stores,
+        provisioning_failures: None,
         metrics: Arc::new(Metrics::default()),
         written_status: Default::default(),
     };

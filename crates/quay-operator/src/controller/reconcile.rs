@@ -720,7 +720,7 @@ fn observed(
         deployments: by_name(ctx.cached_for_registry::<Deployment>(&namespace, &name)),
         jobs: by_name(ctx.cached_for_registry::<Job>(&namespace, &name)),
         pvcs: by_name(ctx.cached_for_registry::<PersistentVolumeClaim>(&namespace, &name)),
-        provisioning_failures: BTreeMap::new(),
+        provisioning_failures: ctx.provisioning_failures(&namespace),
         hpas: by_name(ctx.cached_for_registry::<HorizontalPodAutoscaler>(&namespace, &name)),
         routes: ctx.cached_for_registry::<Route>(&namespace, &name),
         object_bucket_claims: ctx.cached_for_registry::<ObjectBucketClaim>(&namespace, &name),

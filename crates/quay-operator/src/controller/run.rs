@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{StreamExt, future};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Event, Namespace, PersistentVolumeClaim, Secret};
 use kube::api::{Api, DynamicObject};
 use kube::discovery::Discovery;
 use kube::runtime::reflector::{self, ObjectRef};
@@ -72,20 +72,34 @@ pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
     })
 }
 
-/// Runs the operator until the process is asked to stop.
-pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()> {
-    let mut capabilities = discover(&client).await?;
+/// API groups whose presence decides what the operator renders and watches.
+pub const CAPABILITY_GROUPS: [&str; 4] = [
+    "route.openshift.io",
+    "objectbucket.io",
+    "monitoring.coreos.com",
+    "config.openshift.io",
+];
+
+/// Discovery plus, when Routes are served, the router's domain.
+async fn discover_all(client: &Client, options: &RunOptions) -> Result<Capabilities, kube::Error> {
+    let mut capabilities = discover(client).await?;
     if capabilities.routes {
-        capabilities.cluster_hostname =
-            super::route_probe::cluster_hostname(&client, &options).await;
+        capabilities.cluster_hostname = super::route_probe::cluster_hostname(client, options).await;
     }
     info!(?capabilities, "discovered cluster capabilities");
+    Ok(capabilities)
+}
 
+/// Runs the operator until the process is asked to stop. When a CustomResourceDefinition of a capability group
+/// appears or disappears and discovery then tells something new, the controllers restart with the new
+/// capabilities (in-process: watches and caches are rebuilt, the HTTP endpoints stay up).
+pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
     let http = serve_http(options.http_addr, Arc::new(registry), ready.clone());
+    tokio::pin!(http);
 
     let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
         vec![None]
@@ -93,22 +107,74 @@ pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()>
         options.namespaces.iter().cloned().map(Some).collect()
     };
     let all_namespaces = options.namespaces.is_empty();
-    let controllers = scopes.into_iter().map(|scope| {
-        run_scope(
-            client.clone(),
-            scope,
-            capabilities.clone(),
-            all_namespaces,
-            options.settings.clone(),
-            metrics.clone(),
-        )
-    });
-    ready.store(true, Ordering::SeqCst);
-    tokio::select! {
-        _ = future::join_all(controllers) => {}
-        result = http => { result?; }
+    let mut capabilities = discover_all(&client, &options).await?;
+    loop {
+        let controllers = future::join_all(scopes.iter().cloned().map(|scope| {
+            run_scope(
+                client.clone(),
+                scope,
+                capabilities.clone(),
+                all_namespaces,
+                options.settings.clone(),
+                metrics.clone(),
+            )
+        }));
+        ready.store(true, Ordering::SeqCst);
+        let changed = capabilities_changed(&client, &capabilities);
+        tokio::select! {
+            _ = controllers => return Ok(()),
+            result = &mut http => { result?; return Ok(()); }
+            result = changed => {
+                capabilities = match result {
+                    Ok(()) => discover_all(&client, &options).await?,
+                    Err(e) => return Err(e.into()),
+                };
+                info!("cluster capabilities changed: restarting the controllers");
+            }
+        }
     }
-    Ok(())
+}
+
+/// Resolves once discovery differs from `current` after a capability group's CRD was added or removed. Watches
+/// CRD metadata only (their schemas are large and of no interest here).
+async fn capabilities_changed(client: &Client, current: &Capabilities) -> Result<(), kube::Error> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::core::PartialObjectMeta;
+    let crds: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client.clone());
+    let relevant = |name: &str| {
+        CAPABILITY_GROUPS
+            .iter()
+            .any(|g| name.ends_with(&format!(".{g}")))
+    };
+    let mut events = watcher(crds, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let check = match event {
+            // The initial listing: anything installed between start-up discovery and this watch counts.
+            Ok(watcher::Event::InitDone) => true,
+            Ok(watcher::Event::Apply(crd) | watcher::Event::Delete(crd)) => {
+                relevant(&crd.name_any())
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!(error = %e, "CRD watch interrupted");
+                false
+            }
+        };
+        if check {
+            let now = discover(client).await?;
+            if now.routes != current.routes
+                || now.object_bucket_claims != current.object_bucket_claims
+                || now.monitoring != current.monitoring
+                || now.apiserver_config != current.apiserver_config
+            {
+                return Ok(());
+            }
+        }
+    }
+    // The watch never ends on its own; keep the controllers running if it does.
+    future::pending().await
 }
 
 fn api_for<K>(client: &Client, scope: &Option<String>) -> Api<K>
@@ -182,6 +248,32 @@ async fn run_scope(
                 .collect::<Vec<_>>()
         });
     }
+    // Why a database volume stays Pending: the ProvisioningFailed Events, mapped to the PVC's registry.
+    let events: Api<Event> = api_for(&client, &scope);
+    let events_writer = reflector::store::Writer::default();
+    let provisioning_failures = events_writer.as_reader();
+    let pvc_resource = kube::api::ApiResource::erase::<PersistentVolumeClaim>(&());
+    let pvcs = stores.get(&key(&pvc_resource)).cloned();
+    let stream = reflector::reflector(
+        events_writer,
+        watcher(
+            events,
+            watcher::Config::default().fields("reason=ProvisioningFailed"),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    controller = controller.watches_stream(stream, move |event: Event| {
+        let involved = &event.involved_object;
+        if involved.kind.as_deref() != Some("PersistentVolumeClaim") {
+            return None;
+        }
+        let pvc = pvcs.as_ref()?.get(
+            &ObjectRef::new_with(involved.name.as_deref()?, pvc_resource.clone())
+                .within(involved.namespace.as_deref()?),
+        )?;
+        map_to_registry(pvc.as_ref().clone())
+    });
     let ctx = Arc::new(Context {
         client,
         settings,
@@ -189,6 +281,7 @@ async fn run_scope(
         all_namespaces,
         kinds,
         stores,
+        provisioning_failures: Some(provisioning_failures),
         metrics,
         written_status: Default::default(),
     });

@@ -420,6 +420,24 @@ impl Cluster {
         .unwrap();
     }
 
+    /// Merge-patches an object as a user would with `kubectl patch --type merge`.
+    pub async fn merge_patch(
+        &self,
+        (group, version, kind): (&str, &str, &str),
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) {
+        let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            group, version, kind,
+        ));
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &ar);
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
     /// The rendered `config.yaml` of the registry's current config Secret (the one quay-app mounts).
     pub fn rendered_config_secrets(&self, namespace: &str, name: &str) -> Vec<Value> {
         let prefix = format!("{name}-quay-config-secret-");
