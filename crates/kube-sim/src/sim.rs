@@ -356,6 +356,24 @@ impl Simulator {
         self.shared.metrics.requests()
     }
 
+    /// Wait until `cond` holds, re-checking it after every store change (no polling); gives up
+    /// after `timeout` and returns whether it held. Useful for asserting on what the GC or
+    /// simulated controllers did.
+    pub async fn wait_until(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let mut rx = self.shared.lock().tx.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => return cond(),
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return cond(),
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().rv

@@ -559,6 +559,8 @@ async fn c16_reflector_converges_after_random_writes_and_expiry() {
             tokio::time::Instant::now() < deadline,
             "reflector did not converge to {names:?} at rv {want_rv}: {got:?}"
         );
+        // kube-runtime's stable reflector Store has no change notification and the
+        // simulator is idle by now, so this one check polls.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     h.abort();

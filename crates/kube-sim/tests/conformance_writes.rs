@@ -575,11 +575,11 @@ async fn c36_background_gc() {
     )
     .await;
     call(&s, "DELETE", &format!("{CMS}/owner"), &[], None).await;
-    eventually("dep1 collected", || {
+    eventually(&s, "dep1 collected", || {
         s.get("", "configmaps", "default", "dep1").is_none()
     })
     .await;
-    eventually("dep2 loses the ref", || {
+    eventually(&s, "dep2 loses the ref", || {
         s.get("", "configmaps", "default", "dep2").is_some_and(|d| {
             d["metadata"]["ownerReferences"]
                 .as_array()
@@ -611,7 +611,7 @@ async fn c37_foreground_and_orphan() {
             .unwrap()
             .contains(&json!("foregroundDeletion"))
     );
-    eventually("dependent is terminating", || {
+    eventually(&s, "dependent is terminating", || {
         s.get("", "configmaps", "default", "fg-dep")
             .is_some_and(|d| d["metadata"]["deletionTimestamp"].is_string())
     })
@@ -627,7 +627,7 @@ async fn c37_foreground_and_orphan() {
         json!({"metadata": {"finalizers": null}}),
     )
     .await;
-    eventually("owner gone", || {
+    eventually(&s, "owner gone", || {
         s.get("", "configmaps", "default", "fg").is_none()
     })
     .await;
@@ -642,7 +642,7 @@ async fn c37_foreground_and_orphan() {
         Some(json!({"propagationPolicy": "Orphan"})),
     )
     .await;
-    eventually("orphan owner gone", || {
+    eventually(&s, "orphan owner gone", || {
         s.get("", "configmaps", "default", "or").is_none()
     })
     .await;
@@ -686,7 +686,7 @@ async fn c39_namespaces_missing_and_terminating() {
     let r = post(&s, "/api/v1/namespaces/x/configmaps", cm("d", json!({}))).await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["reason"], "Forbidden");
-    eventually("configmap terminating", || {
+    eventually(&s, "configmap terminating", || {
         s.get("", "configmaps", "x", "c")
             .is_some_and(|c| c["metadata"]["deletionTimestamp"].is_string())
     })
@@ -699,7 +699,7 @@ async fn c39_namespaces_missing_and_terminating() {
         json!({"metadata": {"finalizers": null}}),
     )
     .await;
-    eventually("namespace gone", || {
+    eventually(&s, "namespace gone", || {
         s.get("", "namespaces", "", "x").is_none()
     })
     .await;
@@ -770,7 +770,7 @@ async fn c42_deleting_crd_deletes_crs_and_gv() {
         None,
     )
     .await;
-    eventually("crd gone", || {
+    eventually(&s, "crd gone", || {
         s.get(
             "apiextensions.k8s.io",
             "customresourcedefinitions",

@@ -157,7 +157,7 @@ async fn deployment_pods_are_created_and_collected() {
             .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
     );
     api.delete("p", &Default::default()).await.unwrap();
-    eventually("pods collected", || {
+    eventually(&s, "pods collected", || {
         s.list("", "pods", Some("default")).is_empty()
     })
     .await;
@@ -275,7 +275,7 @@ async fn c45_pvc_binds_with_default_class_else_pending() {
     api.create(&PostParams::default(), &pvc("stuck"))
         .await
         .unwrap();
-    eventually("ProvisioningFailed event", || {
+    eventually(&s, "ProvisioningFailed event", || {
         s.list("", "events", Some("default"))
             .iter()
             .any(|e| e["reason"] == "ProvisioningFailed")
@@ -293,7 +293,7 @@ async fn c45_pvc_binds_with_default_class_else_pending() {
     );
     // Deletion completes (pvc-protection is released).
     api.delete("data", &Default::default()).await.unwrap();
-    eventually("pvc deleted", || {
+    eventually(&s, "pvc deleted", || {
         s.get("", "persistentvolumeclaims", "default", "data")
             .is_none()
     })
@@ -406,7 +406,7 @@ async fn c47_obc_provisions_configmap_and_secret() {
     api.delete("reg-quay-datastore", &Default::default())
         .await
         .unwrap();
-    eventually("obc artefacts gone", || {
+    eventually(&s, "obc artefacts gone", || {
         s.get("", "configmaps", "default", "reg-quay-datastore")
             .is_none()
             && s.get("", "secrets", "default", "reg-quay-datastore")
@@ -586,19 +586,39 @@ async fn kube_rs_watcher_survives_restart_with_compaction() {
         writer,
         watcher(api.clone(), watcher::Config::default()).default_backoff(),
     )
-    .applied_objects();
-    let h = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while stream.next().await.is_some() {}
-    });
-    reader.wait_until_ready().await.unwrap();
-    let c: ConfigMap = serde_json::from_value(cm("before", json!({}))).unwrap();
-    api.create(&PostParams::default(), &c).await.unwrap();
-    s.restart(Duration::from_millis(100), true).await.unwrap();
-    let c: ConfigMap = serde_json::from_value(cm("after", json!({}))).unwrap();
-    api.create(&PostParams::default(), &c).await.unwrap();
-    eventually("reflector sees both", || reader.state().len() == 2).await;
-    h.abort();
+    .applied_objects()
+    .boxed();
+    let mut stream = stream;
+    // Drive the stream ourselves: each applied object is an event we can await.
+    let ready = reader.clone();
+    let drive = async {
+        let c: ConfigMap = serde_json::from_value(cm("before", json!({}))).unwrap();
+        api.create(&PostParams::default(), &c).await.unwrap();
+        loop {
+            let o = stream
+                .next()
+                .await
+                .expect("stream open")
+                .expect("no error surfaced");
+            if o.metadata.name.as_deref() == Some("before") {
+                break;
+            }
+        }
+        s.restart(Duration::from_millis(100), true).await.unwrap();
+        let c: ConfigMap = serde_json::from_value(cm("after", json!({}))).unwrap();
+        api.create(&PostParams::default(), &c).await.unwrap();
+        loop {
+            match stream.next().await.expect("stream open") {
+                Ok(o) if o.metadata.name.as_deref() == Some("after") => break,
+                // Connection refused during the restart / 410 after it: the watcher retries.
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(T, drive)
+        .await
+        .expect("watcher recovered in time");
+    assert_eq!(ready.state().len(), 2);
 }
 
 #[tokio::test]

@@ -337,11 +337,31 @@ async fn kubectl_server_side_apply_noop_wait_and_conflict() {
     b.ok(&["delete", "deploy", "web", "--timeout=20s"]).await;
 }
 
+/// The next line of kubectl's output that contains `what`.
+async fn next_with(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    what: &str,
+) -> String {
+    let fut = async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains(what) {
+                return l;
+            }
+        }
+        panic!("kubectl --watch ended")
+    };
+    tokio::time::timeout(T, fut)
+        .await
+        .expect("kubectl output in time")
+}
+
 #[tokio::test]
 async fn kubectl_get_watch_sees_new_object() {
     let Some(b) = start("watch", &[]).await else {
         return;
     };
+    let first = b.file("first.yaml", &CM.replace("name: c1", "name: first"));
+    b.ok(&["create", "-f", &first]).await;
     let mut child = b
         .cmd(&["get", "cm", "--watch", "--output-watch-events"])
         .stdout(Stdio::piped())
@@ -349,28 +369,15 @@ async fn kubectl_get_watch_sees_new_object() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // Wait until kubectl's watch request is being served (counted on /metrics).
-    let deadline = tokio::time::Instant::now() + T;
-    while b.metric("WATCH", "configmaps").await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "kubectl never started watching"
-        );
-        tokio::task::yield_now().await;
-    }
+    // Once the listed object is printed, kubectl watches from the list's resourceVersion, so
+    // an object created from now on is delivered whether or not the watch request has
+    // arrived yet: no race, no sleep.
+    next_with(&mut lines, "first").await;
     let f = b.file("cm.yaml", CM);
     b.ok(&["create", "-f", &f]).await;
-    let seen = tokio::time::timeout(T, async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            if l.contains("c1") {
-                return l;
-            }
-        }
-        panic!("kubectl --watch ended")
-    })
-    .await
-    .expect("watch line in time");
+    let seen = next_with(&mut lines, "c1").await;
     assert!(seen.contains("ADDED"), "{seen}");
+    assert!(b.metric("WATCH", "configmaps").await >= 1);
     child.start_kill().unwrap();
 }
 

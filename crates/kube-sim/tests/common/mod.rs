@@ -199,14 +199,7 @@ pub fn widget(name: &str) -> Value {
     json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": {"color": "red"}})
 }
 
-/// Poll the store (not the API) until `f` holds; a safety-net timeout only.
-pub async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
-    let deadline = tokio::time::Instant::now() + T;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Wait (event-driven, see `Simulator::wait_until`) until `f` holds; the timeout is a safety net.
+pub async fn eventually<F: Fn() -> bool>(sim: &Simulator, what: &str, f: F) {
+    assert!(sim.wait_until(T, f).await, "timed out waiting for {what}");
 }
