@@ -577,6 +577,8 @@ struct WatchFilter {
     group: String,
     plural: String,
     namespace: Option<String>,
+    /// Set for the legacy single-object watch (`…/<plural>/<name>?watch=true`).
+    name: Option<String>,
     ls: LabelSelector,
     fs: FieldSelector,
 }
@@ -586,6 +588,7 @@ impl WatchFilter {
         self.namespace
             .as_ref()
             .is_none_or(|n| crate::util::namespace_of(o) == *n)
+            && self.name.as_ref().is_none_or(|n| name_of(o) == *n)
             && self.ls.matches(o)
             && self.fs.matches(o)
     }
@@ -622,6 +625,7 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
         group: rd.group.clone(),
         plural: rd.plural.clone(),
         namespace: rr.namespace.clone(),
+        name: rr.name.clone(),
         ls: LabelSelector::parse(req.q("labelSelector").unwrap_or(""))?,
         fs: FieldSelector::parse_for(&rd.plural, req.q("fieldSelector").unwrap_or(""))?,
     };

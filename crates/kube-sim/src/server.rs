@@ -148,8 +148,9 @@ pub fn parse_resource_path(state: &State, path: &str) -> Option<ResourceRequest>
 /// Kubernetes request verb (for faults) from method and shape.
 fn request_verb(method: &Method, rr: &ResourceRequest, watch: bool) -> &'static str {
     match *method {
+        // `watch=true` on a single-object path is the legacy per-object watch.
+        Method::GET if watch && rr.subresource.is_none() => "watch",
         Method::GET if rr.name.is_some() => "get",
-        Method::GET if watch => "watch",
         Method::GET => "list",
         Method::POST => "create",
         Method::PUT => "update",

@@ -662,3 +662,18 @@ async fn event_field_selectors_as_kubectl_describe_uses_them() {
         400
     );
 }
+
+#[tokio::test]
+async fn legacy_single_object_watch() {
+    let s = sim().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let rv = s.resource_version();
+    let mut w = Watch::open(&s, &format!("{base}/one?watch=true&resourceVersion={rv}")).await;
+    post(&s, base, cm("other", json!({}))).await;
+    post(&s, base, cm("one", json!({}))).await;
+    let e = w.next_event().await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("one"))
+    );
+}
