@@ -174,13 +174,7 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
     };
 
     // Report.
-    let status = next_status(
-        &registry,
-        &ctx,
-        plan.bundle.as_ref(),
-        &plan.bundle_name,
-        &rollout,
-    );
+    let status = next_status(&registry, &ctx, &plan, &rollout);
     write_status(&registry, &ctx, &api, status).await?;
 
     if let Rollout::Blocked(e) = &rollout {
@@ -192,9 +186,16 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
             .inc();
         warn!(registry = %name, namespace = %namespace, reason = %e.reason(), message = %e.message(), "rollout blocked");
     }
+    if plan.bundle.is_none() {
+        // A user-named bundle that does not exist yet carries no label the watches could see it by: look again.
+        return Ok(Action::requeue(MISSING_BUNDLE_RECHECK));
+    }
     // Everything the registry depends on is watched; nothing to poll.
     Ok(Action::await_change())
 }
+
+/// How often a registry whose config bundle Secret does not exist looks for it (upstream: 10 s).
+const MISSING_BUNDLE_RECHECK: Duration = Duration::from_secs(10);
 
 fn bundle_name(registry: &QuayRegistry) -> String {
     registry
@@ -690,7 +691,7 @@ fn observed(
     registry: &QuayRegistry,
     ctx: &Context,
     bundle: Option<&ConfigBundle>,
-    bundle_name: &str,
+    cluster: &ClusterFacts,
 ) -> Observed {
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
@@ -709,13 +710,14 @@ fn observed(
             TlsObservation::BundleNotPopulated
         }
         (None, _) => TlsObservation::BundleMissing,
-        (Some(_), Some(_)) => TlsObservation::External(Ok(())),
+        (Some(_), Some(secret_ref)) => {
+            TlsObservation::External(external_tls_state(cluster, &secret_ref.name))
+        }
         (Some(b), None) => TlsObservation::Bundle {
             has_cert: b.contains(SSL_CERT),
             has_key: b.contains(SSL_KEY),
         },
     };
-    let _ = bundle_name;
     Observed {
         deployments: by_name(ctx.cached_for_registry::<Deployment>(&namespace, &name)),
         jobs: by_name(ctx.cached_for_registry::<Job>(&namespace, &name)),
@@ -736,6 +738,25 @@ fn observed(
             .collect(),
         tls,
     }
+}
+
+/// The external TLS Secret as status reports it: valid, missing, or what is wrong with it.
+fn external_tls_state(cluster: &ClusterFacts, name: &str) -> Result<(), String> {
+    let Some(secret) = cluster.external_tls.as_ref().filter(|e| e.name == name) else {
+        return Err("External TLS secret not found".to_owned());
+    };
+    if secret.type_ != "kubernetes.io/tls" {
+        return Err(format!(
+            "TLS secret {name:?} must be type \"kubernetes.io/tls\", got {:?}",
+            secret.type_
+        ));
+    }
+    for (field, value) in [("tls.crt", &secret.cert), ("tls.key", &secret.key)] {
+        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            return Err(format!("TLS secret {name:?} missing or empty {field}"));
+        }
+    }
+    Ok(())
 }
 
 fn by_name<K: ResourceExt>(items: Vec<K>) -> BTreeMap<String, K> {
@@ -760,10 +781,11 @@ fn condition(
 fn next_status(
     registry: &QuayRegistry,
     ctx: &Context,
-    bundle: Option<&ConfigBundle>,
-    bundle_name: &str,
+    plan: &Plan,
     rollout: &Rollout,
 ) -> QuayRegistryStatus {
+    let bundle = plan.bundle.as_ref();
+    let bundle_name = plan.bundle_name.as_str();
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
     let old = ctx.current_status(registry);
@@ -851,7 +873,7 @@ fn next_status(
         .status
         .get_or_insert_with(Default::default)
         .current_version = current_version.clone();
-    let observed = observed(registry, ctx, bundle, bundle_name);
+    let observed = observed(registry, ctx, bundle, &plan.cluster);
     let input = StatusInput {
         registry: &with_version,
         components: &components,

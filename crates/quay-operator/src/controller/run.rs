@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{Event, Namespace, PersistentVolumeClaim, Secret};
 use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -19,7 +20,7 @@ use super::context::{Capabilities, Context};
 use super::kinds::{OwnedKind, key, owned_kinds};
 use super::metrics::Metrics;
 use super::reconcile::{CONFIG_BUNDLE_LABEL, Error, error_backoff, reconcile};
-use crate::api::{QuayRegistry, REGISTRY_LABEL, TLS_SECRET_LABEL};
+use crate::api::{QuayRegistry, REGISTRY_LABEL};
 use crate::render::OperatorSettings;
 
 /// How the operator runs.
@@ -139,7 +140,6 @@ pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()>
 /// CRD metadata only (their schemas are large and of no interest here).
 async fn capabilities_changed(client: &Client, current: &Capabilities) -> Result<(), kube::Error> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::core::PartialObjectMeta;
     let crds: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client.clone());
     let relevant = |name: &str| {
         CAPABILITY_GROUPS
@@ -226,28 +226,39 @@ async fn run_scope(
                 .touched_objects();
         controller = controller.watches_stream_with(stream, map_to_registry, kind.resource.clone());
     }
-    // User Secrets the registries read: config bundles and external TLS Secrets, labelled by the operator.
+    // User Secrets the registries read: config bundles (labelled by the operator) and external TLS Secrets. A
+    // TLS Secret is watched by its type, metadata only, so that one deleted and re-created (without the label
+    // the operator put on the old one) is seen.
     let registry_store = controller.store();
-    for label in [CONFIG_BUNDLE_LABEL, TLS_SECRET_LABEL] {
-        let secrets: Api<Secret> = api_for(&client, &scope);
-        let store = registry_store.clone();
-        let stream = watcher(
-            secrets,
-            watcher::Config::default().labels(&format!("{label}=true")),
-        )
-        .default_backoff()
-        .touched_objects();
-        controller = controller.watches_stream(stream, move |secret: Secret| {
-            let namespace = secret.namespace();
-            let name = secret.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| r.namespace() == namespace && references_secret(r, &name))
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
-        });
-    }
+    let secrets_of_registries = move |namespace: Option<String>, name: String| {
+        registry_store
+            .state()
+            .into_iter()
+            .filter(|r| r.namespace() == namespace && references_secret(r, &name))
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let bundles: Api<Secret> = api_for(&client, &scope);
+    let stream = watcher(
+        bundles,
+        watcher::Config::default().labels(&format!("{CONFIG_BUNDLE_LABEL}=true")),
+    )
+    .default_backoff()
+    .touched_objects();
+    let map = secrets_of_registries.clone();
+    controller = controller.watches_stream(stream, move |secret: Secret| {
+        map(secret.namespace(), secret.name_any())
+    });
+    let tls_secrets: Api<PartialObjectMeta<Secret>> = api_for(&client, &scope);
+    let stream = watcher(
+        tls_secrets,
+        watcher::Config::default().fields("type=kubernetes.io/tls"),
+    )
+    .default_backoff()
+    .touched_objects();
+    controller = controller.watches_stream(stream, move |secret: PartialObjectMeta<Secret>| {
+        secrets_of_registries(secret.namespace(), secret.name_any())
+    });
     // Why a database volume stays Pending: the ProvisioningFailed Events, mapped to the PVC's registry.
     let events: Api<Event> = api_for(&client, &scope);
     let events_writer = reflector::store::Writer::default();
