@@ -190,10 +190,12 @@ fn apply_defaults(v: &mut Value, schema: &Value) {
 }
 
 fn prune(v: &mut Value, schema: &Value, root: bool) {
+    // `additionalProperties: true` keeps every key too (not structural, but seen in the wild).
     let preserve = schema
         .get("x-kubernetes-preserve-unknown-fields")
         .and_then(Value::as_bool)
-        .unwrap_or(false);
+        .unwrap_or(false)
+        || schema.get("additionalProperties") == Some(&Value::Bool(true));
     let embedded = schema
         .get("x-kubernetes-embedded-resource")
         .and_then(Value::as_bool)
