@@ -452,6 +452,20 @@ impl Cluster {
             .collect()
     }
 
+    /// Starts another operator process (e.g. a newer version after [`Cluster::stop_operator`]).
+    pub fn spawn_operator(&self, settings: OperatorSettings) -> tokio::task::JoinHandle<()> {
+        start_operator_with(self.client.clone(), vec![], settings)
+    }
+
+    /// Adds a label to the registry: any change makes the operator look at it again.
+    pub async fn touch(&self, namespace: &str, name: &str) {
+        let patch = json!({"metadata": {"labels": {"scenario-touch": self.now_rv()}}});
+        self.api(namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
     /// Stops the operator (the simulator keeps running).
     pub fn stop_operator(&self) {
         self.operator.abort();
@@ -464,10 +478,18 @@ impl Cluster {
 }
 
 fn start_operator(client: Client, namespaces: Vec<String>) -> tokio::task::JoinHandle<()> {
+    start_operator_with(client, namespaces, settings())
+}
+
+pub fn start_operator_with(
+    client: Client,
+    namespaces: Vec<String>,
+    settings: OperatorSettings,
+) -> tokio::task::JoinHandle<()> {
     let options = RunOptions {
         namespaces,
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        settings: settings(),
+        settings,
     };
     tokio::spawn(async move {
         run(client, options).await.expect("operator runs");
