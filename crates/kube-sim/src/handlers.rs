@@ -276,14 +276,25 @@ fn dispatch(
     }
 }
 
+/// The body's apiVersion/kind must match the URL (apiserver: "the API version in the data
+/// (…) does not match the expected API version (…)"; kind mismatch likewise).
 fn check_type(body: &Value, rd: &ResourceDef, version: &str) -> ApiResult<()> {
+    let expected = rd.api_version(version);
+    if let Some(av) = body.get("apiVersion").and_then(Value::as_str)
+        && !av.is_empty()
+        && av != expected
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({av}) does not match the expected API version ({expected})"
+        )));
+    }
     if let Some(k) = body.get("kind").and_then(Value::as_str)
+        && !k.is_empty()
         && k != rd.kind
     {
         return Err(ApiError::BadRequest(format!(
-            "the API version in the data ({}) does not match the expected API version ({})",
-            str_at(body, "/apiVersion").unwrap_or(""),
-            rd.api_version(version)
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            rd.kind
         )));
     }
     Ok(())

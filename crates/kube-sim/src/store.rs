@@ -445,6 +445,21 @@ impl State {
         self.create_time_admission(rd, &mut obj, ns, &name);
         defaults::validate_meta(&rd.plural, &rd.kind, &rd.group, &obj)?;
         if rd.plural == "customresourcedefinitions" {
+            let want = format!(
+                "{}.{}",
+                str_at(&obj, "/spec/names/plural").unwrap_or(""),
+                str_at(&obj, "/spec/group").unwrap_or("")
+            );
+            if name != want {
+                return Err(ApiError::invalid(
+                    &rd.kind,
+                    &rd.group,
+                    &name,
+                    "FieldValueInvalid",
+                    "metadata.name",
+                    &format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
+                ));
+            }
             if crd::resource_from_crd(&obj).is_none() {
                 return Err(ApiError::invalid(
                     &rd.kind,
