@@ -1121,3 +1121,26 @@ async fn generate_name_and_multi_version_crd() {
     assert_eq!(g["preferredVersion"]["version"], "v1");
     assert_eq!(g["versions"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn body_type_must_match_url_and_crd_name_rule() {
+    let s = sim().await;
+    let mut c = cm("t", json!({}));
+    c["apiVersion"] = json!("apps/v1");
+    let r = post(&s, CMS, c).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "the API version in the data (apps/v1) does not match the expected API version (v1)"
+    );
+    let mut crd = widget_crd();
+    crd["metadata"]["name"] = json!("wrong.example.com");
+    let r = post(
+        &s,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd,
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "metadata.name");
+}
