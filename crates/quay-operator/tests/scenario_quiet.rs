@@ -58,7 +58,11 @@ async fn quiet_story(platform: Platform) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    cluster.sim.restart(Duration::from_millis(100), false).await;
+    cluster
+        .sim
+        .restart(Duration::from_millis(100), false)
+        .await
+        .unwrap();
     settle(&cluster, Duration::from_millis(500)).await;
     let quiet = &cluster.sim.requests()[start..];
     let not_watches: Vec<RequestRecord> = quiet.iter().filter(|r| !is_watch(r)).cloned().collect();
@@ -83,7 +87,11 @@ async fn quiet_story(platform: Platform) {
         .create(json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "unrelated", "namespace": "default"}}))
         .unwrap();
-    cluster.sim.restart(Duration::from_millis(100), true).await;
+    cluster
+        .sim
+        .restart(Duration::from_millis(100), true)
+        .await
+        .unwrap();
     // The watchers come back after their backoff; wait for their re-lists, then for the operator to settle.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cluster.sim.requests()[start..]
