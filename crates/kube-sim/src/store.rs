@@ -890,6 +890,7 @@ impl State {
     pub fn finalize_namespace(&mut self, name: &str) {
         let rd = self.find("", "namespaces").expect("namespaces");
         if let Some(mut o) = self.get_raw(&rd, "", name).cloned() {
+            let old_spec_finalizers = o.pointer("/spec/finalizers").cloned();
             if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("finalizers".into(), json!([]));
             }
@@ -897,8 +898,12 @@ impl State {
                 self.finish_delete(&rd, "", name, o);
             } else {
                 // metadata finalizers still pending: keep it terminating.
-                self.bump(&mut o);
-                self.store(&rd, o.clone());
+                if o.pointer("/spec/finalizers") != old_spec_finalizers.as_ref() {
+                    let old = self.get_raw(&rd, "", name).cloned();
+                    self.bump(&mut o);
+                    self.store(&rd, o.clone());
+                    self.emit(EventType::Modified, &rd, o, old);
+                }
             }
         }
     }

@@ -677,3 +677,30 @@ async fn legacy_single_object_watch() {
         (Some("ADDED"), Some("one"))
     );
 }
+
+#[tokio::test]
+async fn aggregated_discovery_v2beta1_for_older_kubectl() {
+    let s = sim().await;
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    let r = call(&s, "GET", "/apis", &[("accept", accept)], None).await;
+    assert_eq!(
+        r.content_type(),
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+    );
+    let v = r.json();
+    assert_eq!(v["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+    let apps = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .unwrap();
+    let d = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "deployments")
+        .unwrap();
+    assert_eq!(d["scope"], "Namespaced");
+    assert_eq!(d["subresources"][0]["subresource"], "status");
+}
