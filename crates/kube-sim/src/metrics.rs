@@ -1,7 +1,8 @@
 //! Request accounting: `apiserver_request_total` in Prometheus text format on `/metrics`, with
 //! kube-apiserver's label set and verb naming (`CleanVerb` in apiserver
-//! `pkg/endpoints/metrics`): GET, LIST, WATCH, POST, PUT, PATCH, APPLY (server-side apply),
-//! DELETE (delete and deletecollection). Plus an in-process audit log of requests.
+//! `pkg/endpoints/metrics`, with the route verbs of `installer.go`): GET, LIST, WATCH, POST,
+//! PUT, PATCH, APPLY (a PATCH with the apply content type), DELETE, DELETECOLLECTION. Plus an
+//! in-process audit log of requests.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -59,12 +60,19 @@ impl Metrics {
             .sum()
     }
 
-    /// Writes (POST, PUT, PATCH, APPLY, DELETE) for a resource ("" = all resources).
+    /// Writes (POST, PUT, PATCH, APPLY, DELETE, DELETECOLLECTION) for a resource ("" = all).
     pub fn writes(&self, resource: &str) -> u64 {
-        ["POST", "PUT", "PATCH", "APPLY", "DELETE"]
-            .iter()
-            .map(|v| self.request_count(v, resource))
-            .sum()
+        [
+            "POST",
+            "PUT",
+            "PATCH",
+            "APPLY",
+            "DELETE",
+            "DELETECOLLECTION",
+        ]
+        .iter()
+        .map(|v| self.request_count(v, resource))
+        .sum()
     }
 
     /// Reads (GET, LIST, WATCH) for a resource ("" = all resources).

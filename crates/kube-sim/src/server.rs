@@ -171,7 +171,8 @@ fn metric_verb(verb: &str, content_type: &str) -> &'static str {
         "update" => "PUT",
         "patch" if content_type.starts_with("application/apply-patch") => "APPLY",
         "patch" => "PATCH",
-        "delete" | "deletecollection" => "DELETE",
+        "delete" => "DELETE",
+        "deletecollection" => "DELETECOLLECTION",
         _ => "UNKNOWN",
     }
 }

@@ -649,6 +649,15 @@ async fn metrics_count_requests_like_kube_apiserver() {
     assert_eq!(m.request_count("PATCH", "configmaps"), 1);
     assert_eq!(m.request_count("DELETE", "configmaps"), 1);
     assert_eq!(m.writes("configmaps"), 4);
+    call(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps?labelSelector=x%3Dy",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(m.request_count("DELETECOLLECTION", "configmaps"), 1);
     let text = get(&s, "/metrics").await.body;
     assert!(text.contains("# TYPE apiserver_request_total counter"));
     assert!(text.contains(r#"apiserver_request_total{code="404",component="apiserver",dry_run="",group="",resource="configmaps",scope="resource",subresource="",verb="GET",version="v1"} 1"#), "{text}");
