@@ -52,7 +52,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Tests wait for this line instead of sleeping.
     println!("kube-sim ready on {}", sim.url());
     std::io::stdout().flush()?;
-    tokio::signal::ctrl_c().await?;
+    // Serve until SIGINT or SIGTERM (or SIGKILL, which needs no handling).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     sim.stop().await;
     Ok(())
 }
