@@ -163,14 +163,22 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
     // Observe, render.
     let plan = plan(&registry, &ctx, Mode::Reconcile).await?;
     // Diff, apply.
+    let mut retry_after = None;
     let rollout = match &plan.objects {
         Err(e) => Rollout::Blocked(e.clone()),
-        Ok(objects) => {
-            let waiting = apply_all(&registry, &ctx, objects, &plan.cluster).await?;
-            remove_old_config_secrets(&registry, &ctx, &plan.config_secret, &plan.bundle_name)
-                .await?;
-            Rollout::Applied { waiting }
-        }
+        Ok(objects) => match apply_all(&registry, &ctx, objects, &plan.cluster).await {
+            Ok(waiting) => {
+                remove_old_config_secrets(&registry, &ctx, &plan.config_secret, &plan.bundle_name)
+                    .await?;
+                Rollout::Applied { waiting }
+            }
+            // The API refused an object: the admin sees which one and why; later objects (the workloads that
+            // would use it) were not applied, and the apply is retried.
+            Err(e) => {
+                retry_after = Some(error_backoff(&e));
+                Rollout::Blocked(apply_failure(&e))
+            }
+        },
     };
 
     // Report.
@@ -186,6 +194,9 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
             .inc();
         warn!(registry = %name, namespace = %namespace, reason = %e.reason(), message = %e.message(), "rollout blocked");
     }
+    if let Some(delay) = retry_after {
+        return Ok(Action::requeue(delay));
+    }
     if plan.bundle.is_none() {
         // A user-named bundle that does not exist yet carries no label the watches could see it by: look again.
         return Ok(Action::requeue(MISSING_BUNDLE_RECHECK));
@@ -196,6 +207,27 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
 
 /// How often a registry whose config bundle Secret does not exist looks for it (upstream: 10 s).
 const MISSING_BUNDLE_RECHECK: Duration = Duration::from_secs(10);
+
+/// Upstream's `error creating/updating object <Kind> <name>: <err>`, with the API server's own message.
+fn apply_failure(error: &Error) -> RenderError {
+    let message = match error {
+        Error::Api {
+            kind, name, source, ..
+        } => {
+            let cause = match source {
+                kube::Error::Api(status) => status.message.clone(),
+                other => other.to_string(),
+            };
+            format!("error creating/updating object {kind} {name}: {cause}")
+        }
+        other => other.to_string(),
+    };
+    RenderError::new(
+        crate::config::Reason::ComponentCreationFailed,
+        "metadata.name",
+        message,
+    )
+}
 
 fn bundle_name(registry: &QuayRegistry) -> String {
     registry
