@@ -701,6 +701,7 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
         }
     }
     let mut rx = st.tx.subscribe();
+    let mut gone_rx = st.gone_tx.subscribe();
     drop(st);
     let (tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1024);
     let mut drop_rx = shared.drop_watches.subscribe();
@@ -750,6 +751,21 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
                     // A bookmark right before the timeout, then a clean end of stream.
                     if bookmarks { let _ = tx.send(Ok(bookmark(last_rv))).await; }
                     return;
+                }
+                gone = gone_rx.recv() => {
+                    // The resource stopped being served (CRD deleted): end the stream; the
+                    // client's next request gets a 404.
+                    if let Ok((g, p)) = gone
+                        && g == filter.group && p == filter.plural {
+                        // Deliver what was committed before the removal (the DELETED events
+                        // of its objects), then end.
+                        while let Ok(ev) = rx.try_recv() {
+                            if ev.rv > last_rv
+                                && let Some((t, o)) = filter.classify(&ev)
+                                && tx.send(Ok(line(t, &render(o)))).await.is_err() { return; }
+                        }
+                        return;
+                    }
                 }
                 _ = drop_rx.changed() => {
                     // Simulated connection loss: abort the response without the final chunk.

@@ -91,6 +91,9 @@ pub struct State {
     /// Events with rv <= this are no longer retained; watches from older rvs get 410.
     pub compacted_rv: u64,
     pub tx: broadcast::Sender<Arc<Event>>,
+    /// (group, plural) of a resource that stopped being served (its CRD is gone): the
+    /// apiserver ends the open watches on it.
+    pub gone_tx: broadcast::Sender<(String, String)>,
     ip_seq: u64,
     /// `apps.<domain>` is where simulated Routes get their hosts.
     pub cluster_domain: String,
@@ -116,6 +119,7 @@ impl State {
             history_limit,
             compacted_rv: 0,
             tx,
+            gone_tx: broadcast::channel(64).0,
             ip_seq: 0,
             cluster_domain: "sim.example.com".into(),
         };
@@ -767,6 +771,7 @@ impl State {
                 .retain(|r| !(r.group == def.group && r.plural == def.plural));
             self.objects
                 .remove(&(def.group.clone(), def.plural.clone()));
+            let _ = self.gone_tx.send((def.group.clone(), def.plural.clone()));
         }
         self.emit(EventType::Deleted, rd, last, old);
     }
@@ -872,6 +877,15 @@ impl State {
         }
         if terminating_ns {
             obj["status"] = json!({"phase": "Terminating"});
+        }
+        if rd.plural == "customresourcedefinitions"
+            && let Some(conds) = obj
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+        {
+            // The finalizer controller's condition while custom resources are removed.
+            conds.push(json!({"type": "Terminating", "status": "True", "reason": "InstanceDeletionInProgress",
+                "message": "CustomResource deletion is in progress", "lastTransitionTime": now_rfc3339()}));
         }
         if opts.dry_run {
             return Ok(Deleted::Pending(obj));

@@ -762,6 +762,14 @@ async fn c41_pruning_and_defaults() {
 async fn c42_deleting_crd_deletes_crs_and_gv() {
     let s = with_widgets().await;
     post(&s, WIDGETS, widget("gone")).await;
+    let mut w = Watch::open(
+        &s,
+        &format!(
+            "{WIDGETS}?watch=true&resourceVersion={}",
+            s.resource_version()
+        ),
+    )
+    .await;
     call(
         &s,
         "DELETE",
@@ -790,6 +798,11 @@ async fn c42_deleting_crd_deletes_crs_and_gv() {
     );
     let root = get(&s, "/openapi/v3").await.json();
     assert!(root["paths"].get("apis/example.com/v1").is_none());
+    // The open watch saw the CR go, then was ended when the resource stopped being served.
+    assert_eq!(w.next_event().await.unwrap()["type"], "DELETED");
+    assert!(w.next().await.is_none());
+    let crd = s.requests();
+    assert!(crd.iter().any(|r| r.method == "DELETE"));
     assert_eq!(
         get(&s, "/apis/example.com/v1/namespaces/default/widgets")
             .await
