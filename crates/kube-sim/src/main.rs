@@ -31,6 +31,12 @@ struct Args {
     /// Create ReplicaSets and Pods for Deployments.
     #[arg(long)]
     deployment_pods: bool,
+    /// Watch events kept for resuming watches (older resourceVersions get 410 Expired).
+    #[arg(long, default_value_t = 10_000)]
+    history_limit: usize,
+    /// Seconds between BOOKMARK events on watches that allow them.
+    #[arg(long, default_value_t = 30)]
+    bookmark_interval_secs: u64,
 }
 
 #[tokio::main]
@@ -45,6 +51,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     opts.monitoring = args.openshift || args.monitoring;
     opts.controllers.delay = std::time::Duration::from_millis(args.controller_delay_ms);
     opts.controllers.deployment_pods = args.deployment_pods;
+    opts.history_limit = args.history_limit;
+    opts.bookmark_interval = std::time::Duration::from_secs(args.bookmark_interval_secs.max(1));
     let sim = Simulator::start(opts).await?;
     if let Some(p) = &args.kubeconfig {
         sim.write_kubeconfig(p)?;
