@@ -62,6 +62,9 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error("{0}")]
     Timeout(String),
+    /// Watch cache: the requested resourceVersion is newer than anything stored.
+    #[error("Timeout: Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion { requested: u64, current: u64 },
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -140,7 +143,7 @@ impl ApiError {
             ApiError::Internal(_) => 500,
             ApiError::TooManyRequests(_) => 429,
             ApiError::ServiceUnavailable(_) => 503,
-            ApiError::Timeout(_) => 504,
+            ApiError::Timeout(_) | ApiError::TooLargeResourceVersion { .. } => 504,
         }
     }
 
@@ -158,7 +161,7 @@ impl ApiError {
             ApiError::Internal(_) => "InternalError",
             ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
-            ApiError::Timeout(_) => "Timeout",
+            ApiError::Timeout(_) | ApiError::TooLargeResourceVersion { .. } => "Timeout",
         }
     }
 
@@ -238,6 +241,12 @@ impl ApiError {
                     }
                     details = Some(d);
                 }
+            }
+            ApiError::TooLargeResourceVersion { .. } => {
+                details = Some(
+                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                                      "retryAfterSeconds": 1}),
+                );
             }
             ApiError::Forbidden { cause: Some(c), .. } => {
                 details = Some(json!({"causes": [{"reason": c, "message": message}]}));

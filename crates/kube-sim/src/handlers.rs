@@ -26,6 +26,16 @@ pub async fn resource(
     rr: &ResourceRequest,
     verb: &str,
 ) -> Response<Body> {
+    // A watch, or a NotOlderThan list, from a resourceVersion the store has not reached yet:
+    // like the watch cache, wait up to 3 s for it, then 504 "Too large resource version".
+    let wants_fresh = verb == "watch"
+        || (verb == "list" && req.q("resourceVersionMatch") == Some("NotOlderThan"));
+    if wants_fresh
+        && let Some(want) = req.q("resourceVersion").and_then(|r| r.parse::<u64>().ok())
+        && let Err(e) = wait_for_rv(shared, want).await
+    {
+        return error_response(&e);
+    }
     if verb == "watch" {
         return match watch(shared, req, rr) {
             Ok(r) => r,
@@ -39,6 +49,32 @@ pub async fn resource(
         Ok((code, v)) => json_response(code, &v),
         Err(e) => error_response(&e),
     }
+}
+
+async fn wait_for_rv(shared: &Arc<Shared>, want: u64) -> ApiResult<()> {
+    let mut rx = {
+        let st = shared.lock();
+        if st.rv >= want {
+            return Ok(());
+        }
+        st.tx.subscribe()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(ev)) if ev.rv >= want => return Ok(()),
+            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
+            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    let current = shared.lock().rv;
+    if current >= want {
+        return Ok(());
+    }
+    Err(ApiError::TooLargeResourceVersion {
+        requested: want,
+        current,
+    })
 }
 
 fn lookup(st: &State, rr: &ResourceRequest) -> ApiResult<ResourceDef> {

@@ -704,3 +704,32 @@ async fn aggregated_discovery_v2beta1_for_older_kubectl() {
     assert_eq!(d["scope"], "Namespaced");
     assert_eq!(d["subresources"][0]["subresource"], "status");
 }
+
+#[tokio::test]
+async fn watch_from_future_rv_waits_then_times_out() {
+    let s = sim().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let want = s.resource_version() + 1;
+    // The write that produces `want` may land before or after the watch request: either way
+    // the watch is served from `want`.
+    let url = format!("{base}?watch=true&resourceVersion={want}");
+    let (mut w, _) = tokio::join!(
+        Watch::open(&s, &url),
+        post(&s, base, cm("first", json!({})))
+    );
+    assert_eq!(w.status, 200);
+    post(&s, base, cm("second", json!({}))).await;
+    assert_eq!(
+        w.next_event().await.unwrap()["object"]["metadata"]["name"],
+        "second"
+    );
+    // Far ahead of the store: 504 Timeout after the watch cache's 3 s wait.
+    let far = s.resource_version() + 1000;
+    let r = get(&s, &format!("{base}?watch=true&resourceVersion={far}")).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["reason"], "Timeout");
+    assert_eq!(
+        r.json()["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
+    );
+}
