@@ -26,6 +26,11 @@ pub enum ListType {
 /// Answers "what is the list type at this path" (path = field names, `[]` for list items).
 pub trait Schema {
     fn list_type(&self, path: &[String]) -> ListType;
+    /// `x-kubernetes-map-type: atomic` (or a struct marked atomic): the map/struct at `path`
+    /// is owned and replaced as a whole.
+    fn map_atomic(&self, _path: &[String]) -> bool {
+        false
+    }
 }
 
 /// List types of built-in kinds, from the OpenAPI `x-kubernetes-list-*` markers (spec §3.3).
@@ -69,6 +74,15 @@ impl Schema for BuiltinSchema {
     fn list_type(&self, path: &[String]) -> ListType {
         Self::list_type_for(&self.plural, path)
     }
+
+    /// `metav1.LabelSelector` is `+structType=atomic` (Deployment/ReplicaSet/Job `spec.selector`,
+    /// affinity `labelSelector`/`namespaceSelector`); `ServiceSpec.selector` is an atomic map.
+    fn map_atomic(&self, path: &[String]) -> bool {
+        matches!(
+            path.last().map(String::as_str),
+            Some("selector" | "labelSelector" | "namespaceSelector")
+        ) && path.first().map(String::as_str) != Some("metadata")
+    }
 }
 
 /// List types read from a CRD's structural schema; `metadata` falls back to the built-in rules.
@@ -82,22 +96,41 @@ impl Schema for CrdSchema<'_> {
         if path.first().map(String::as_str) == Some("metadata") {
             return BuiltinSchema::list_type_for("", path);
         }
-        let mut s = self.root;
-        for p in path {
-            let next = if p == "[]" {
-                s.get("items")
-            } else {
-                s.pointer(&format!(
-                    "/properties/{}",
-                    p.replace('~', "~0").replace('/', "~1")
-                ))
-                .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
-            };
-            match next {
-                Some(n) => s = n,
-                None => return ListType::Atomic,
-            }
+        crd_node(self.root, path)
+            .map(list_type_of)
+            .unwrap_or(ListType::Atomic)
+    }
+
+    fn map_atomic(&self, path: &[String]) -> bool {
+        if path.first().map(String::as_str) == Some("metadata") {
+            return false;
         }
+        crd_node(self.root, path)
+            .and_then(|s| s.get("x-kubernetes-map-type"))
+            .and_then(Value::as_str)
+            == Some("atomic")
+    }
+}
+
+/// The schema node at a path (field names, `[]` for list items).
+fn crd_node<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut s = root;
+    for p in path {
+        s = if p == "[]" {
+            s.get("items")?
+        } else {
+            s.pointer(&format!(
+                "/properties/{}",
+                p.replace('~', "~0").replace('/', "~1")
+            ))
+            .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))?
+        };
+    }
+    Some(s)
+}
+
+fn list_type_of(s: &Value) -> ListType {
+    {
         match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
             Some("set") => ListType::Set,
             Some("map") => ListType::Map(
@@ -147,6 +180,9 @@ fn walk(
     top: bool,
 ) {
     match v {
+        Value::Object(_) if !top && schema.map_atomic(names) => {
+            out.insert(prefix.clone());
+        }
         Value::Object(m) if !m.is_empty() || top => {
             for (k, child) in m {
                 prefix.push(format!("f:{k}"));
@@ -263,6 +299,9 @@ fn index_of(cur: &Value, el: &str) -> Option<usize> {
 /// Merge an applied configuration into the live object by the schema's list types.
 pub fn merge(live: &Value, applied: &Value, schema: &dyn Schema, names: &mut Vec<String>) -> Value {
     match (live, applied) {
+        (Value::Object(_), Value::Object(_)) if !names.is_empty() && schema.map_atomic(names) => {
+            applied.clone()
+        }
         (Value::Object(l), Value::Object(a)) => {
             let mut out = l.clone();
             for (k, av) in a {
@@ -728,6 +767,25 @@ pub fn without_times(obj: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_selectors_are_atomic() {
+        let schema = BuiltinSchema {
+            plural: "deployments".into(),
+        };
+        let v = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}}});
+        let s = fieldset_of(&v, &schema);
+        assert_eq!(
+            s.into_iter().collect::<Vec<_>>(),
+            vec![vec!["f:spec".to_string(), "f:selector".to_string()]]
+        );
+        let live = json!({"spec": {"selector": {"matchLabels": {"app": "a", "old": "x"}}}});
+        let merged = merge(&live, &v, &schema, &mut vec![]);
+        assert_eq!(
+            merged["spec"]["selector"],
+            json!({"matchLabels": {"app": "a"}})
+        );
+    }
 
     #[test]
     fn fields_v1_roundtrip() {
