@@ -172,9 +172,8 @@ async fn objects_are_owned_once_and_tls_secret_copies_the_bundle_certificate() {
     cluster.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workloads_wait_for_databases_and_a_failed_migration_is_reported_then_retried() {
-    let cluster = Cluster::start(Platform::Kubernetes).await;
+async fn failed_migration_story(platform: Platform) {
+    let cluster = Cluster::start(platform).await;
     cluster.namespace(NS).await;
     // Databases never become available: only they are deployed.
     cluster
@@ -182,11 +181,12 @@ async fn workloads_wait_for_databases_and_a_failed_migration_is_reported_then_re
         .set_controller_mode(Controller::Deployment, Mode::Hold);
     cluster.sim.set_controller_mode(Controller::Job, Mode::Fail);
     cluster.registry(NS, "mig", json!([])).await;
+    let waiting = "Awaiting for component Postgres,ClairPostgres to become available";
     let r = cluster
         .wait(NS, "mig", "waiting for the databases", |r| {
             conditions(r)
                 .get("ComponentsCreated")
-                .is_some_and(|c| c.reason == "ComponentNotReady")
+                .is_some_and(|c| c.message == waiting)
         })
         .await;
     assert_condition(
@@ -194,7 +194,7 @@ async fn workloads_wait_for_databases_and_a_failed_migration_is_reported_then_re
         "ComponentsCreated",
         "False",
         "ComponentNotReady",
-        "Awaiting for component Postgres,ClairPostgres to become available",
+        waiting,
     );
     let mut names: Vec<String> = cluster
         .workloads(NS)
@@ -248,8 +248,27 @@ async fn workloads_wait_for_databases_and_a_failed_migration_is_reported_then_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_upgrade_migrates_once_per_quay_version() {
-    let cluster = Cluster::start(Platform::Kubernetes).await;
+async fn workloads_wait_for_databases_and_a_failed_migration_is_retried_on_kubernetes() {
+    failed_migration_story(Platform::Kubernetes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_wait_for_databases_and_a_failed_migration_is_retried_on_openshift() {
+    failed_migration_story(Platform::OpenShift).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_upgrade_migrates_once_per_quay_version_on_kubernetes() {
+    upgrade_story(Platform::Kubernetes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_upgrade_migrates_once_per_quay_version_on_openshift() {
+    upgrade_story(Platform::OpenShift).await;
+}
+
+async fn upgrade_story(platform: Platform) {
+    let cluster = Cluster::start(platform).await;
     cluster.namespace(NS).await;
     cluster.registry(NS, "up", json!([])).await;
     cluster.wait_healthy(NS, "up").await;
@@ -300,11 +319,11 @@ async fn operator_upgrade_migrates_once_per_quay_version() {
         "v3.12.0"
     );
 
-    // The same version again (operator restart): nothing is migrated twice.
+    // The same version again (operator restart): nothing is migrated twice, nothing is written in the
+    // registry's namespace (on OpenShift the start-up domain probe Route lives in the operator's namespace).
     operator.abort();
-    let writes = cluster.sim.metrics().writes("");
+    let start = cluster.sim.requests().len();
     let operator = cluster.spawn_operator(newer);
-    cluster.touch(NS, "up").await;
     cluster.wait_healthy(NS, "up").await;
     // Time for the restarted operator to act if it were going to.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -313,18 +332,14 @@ async fn operator_upgrade_migrates_once_per_quay_version() {
         .get("batch", "jobs", NS, "up-quay-app-upgrade")
         .unwrap();
     assert_eq!(again["metadata"]["uid"], new_job["metadata"]["uid"]);
-    assert_eq!(
-        cluster.sim.metrics().writes(""),
-        writes + 1,
-        "a restarted operator writes nothing (the only write is the test's touch): {:#?}",
-        cluster
-            .sim
-            .requests()
-            .iter()
-            .rev()
-            .take(10)
-            .map(|r| format!("{} {}", r.method, r.uri))
-            .collect::<Vec<_>>()
+    let writes: Vec<String> = cluster.sim.requests()[start..]
+        .iter()
+        .filter(|r| r.method != "GET" && r.uri.contains(&format!("/namespaces/{NS}/")))
+        .map(|r| format!("{} {}", r.method, r.uri))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "a restarted operator writes nothing: {writes:#?}"
     );
     operator.abort();
     cluster.stop().await;

@@ -160,7 +160,31 @@ impl Context {
     }
 }
 
+/// How long a reconcile waits for the watch caches to fill after (re)start before it goes ahead regardless.
+const CACHE_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Context {
+    /// Waits until every watch cache has its first listing. A reconcile that ran on half-filled caches would
+    /// report objects as missing (and re-apply them) only to take it back a moment later: on every operator
+    /// restart, a status flap and a burst of Events.
+    pub async fn caches_synced(&self) {
+        let stores = self
+            .stores
+            .values()
+            .map(|s| futures::future::Either::Left(s.wait_until_ready()))
+            .chain(
+                self.provisioning_failures
+                    .iter()
+                    .map(|s| futures::future::Either::Right(s.wait_until_ready())),
+            );
+        let all = futures::future::join_all(stores);
+        if tokio::time::timeout(CACHE_SYNC_TIMEOUT, all).await.is_err() {
+            tracing::warn!(
+                "watch caches not filled after {CACHE_SYNC_TIMEOUT:?}; reconciling anyway"
+            );
+        }
+    }
+
     /// Messages of the `ProvisioningFailed` Events in a namespace, by the uid of the object they concern.
     pub fn provisioning_failures(
         &self,

@@ -151,6 +151,7 @@ pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<
 
 pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciles.inc();
+    ctx.caches_synced().await;
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
     let api: Api<QuayRegistry> = Api::namespaced(ctx.client.clone(), &namespace);
