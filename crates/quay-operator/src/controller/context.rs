@@ -48,6 +48,8 @@ pub struct Context {
     pub stores: HashMap<(String, String), Store<DynamicObject>>,
     /// `ProvisioningFailed` Events (the only Events the operator reads: why a database volume stays Pending).
     pub provisioning_failures: Option<Store<Event>>,
+    /// Set once [`Context::caches_synced`] has waited (caches filled, or the wait timed out).
+    pub caches_waited: std::sync::atomic::AtomicBool,
     pub metrics: Arc<Metrics>,
     /// Status writes of this process per registry, oldest first: the registry a reconcile receives can predate
     /// our own writes, and must not make us write (and announce) the same change twice.
@@ -168,6 +170,10 @@ impl Context {
     /// report objects as missing (and re-apply them) only to take it back a moment later: on every operator
     /// restart, a status flap and a burst of Events.
     pub async fn caches_synced(&self) {
+        use std::sync::atomic::Ordering;
+        if self.caches_waited.load(Ordering::Relaxed) {
+            return;
+        }
         let stores = self
             .stores
             .values()

@@ -67,6 +67,7 @@ pub async fn diff(args: &DiffArgs) -> Result<usize, BoxError> {
         kinds,
         stores,
         provisioning_failures: None,
+        caches_waited: Default::default(),
         metrics: Arc::new(Metrics::default()),
         written_status: Default::default(),
     };

@@ -121,24 +121,26 @@ pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()>
             )
         }));
         ready.store(true, Ordering::SeqCst);
-        let changed = capabilities_changed(&client, &capabilities);
+        let changed = capabilities_changed(&client, &capabilities, &options);
         tokio::select! {
             _ = controllers => return Ok(()),
             result = &mut http => { result?; return Ok(()); }
-            result = changed => {
-                capabilities = match result {
-                    Ok(()) => discover_all(&client, &options).await?,
-                    Err(e) => return Err(e.into()),
-                };
+            new = changed => {
+                capabilities = new;
                 info!("cluster capabilities changed: restarting the controllers");
             }
         }
     }
 }
 
-/// Resolves once discovery differs from `current` after a capability group's CRD was added or removed. Watches
-/// CRD metadata only (their schemas are large and of no interest here).
-async fn capabilities_changed(client: &Client, current: &Capabilities) -> Result<(), kube::Error> {
+/// Resolves with the new capabilities once discovery differs from `current` after a capability group's CRD was
+/// added or removed. Watches CRD metadata only (their schemas are large and of no interest here). A failed
+/// discovery is logged and tried again on the next CRD event: it must not stop the running controllers.
+async fn capabilities_changed(
+    client: &Client,
+    current: &Capabilities,
+    options: &RunOptions,
+) -> Capabilities {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client.clone());
     let relevant = |name: &str| {
@@ -162,14 +164,26 @@ async fn capabilities_changed(client: &Client, current: &Capabilities) -> Result
                 false
             }
         };
-        if check {
-            let now = discover(client).await?;
-            if now.routes != current.routes
-                || now.object_bucket_claims != current.object_bucket_claims
-                || now.monitoring != current.monitoring
-                || now.apiserver_config != current.apiserver_config
+        if !check {
+            continue;
+        }
+        match discover(client).await {
+            Ok(now)
+                if now.routes != current.routes
+                    || now.object_bucket_claims != current.object_bucket_claims
+                    || now.monitoring != current.monitoring
+                    || now.apiserver_config != current.apiserver_config =>
             {
-                return Ok(());
+                match discover_all(client, options).await {
+                    Ok(capabilities) => return capabilities,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "discovery failed; keeping the current capabilities")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "discovery failed; keeping the current capabilities")
             }
         }
     }
@@ -293,6 +307,7 @@ async fn run_scope(
         kinds,
         stores,
         provisioning_failures: Some(provisioning_failures),
+        caches_waited: Default::default(),
         metrics,
         written_status: Default::default(),
     });
