@@ -235,9 +235,22 @@ async fn reconcile_story(platform: Platform) {
     );
 
     // 5. Delete quay-app: Quay degrades, the Deployment comes back with 1 replica (overrides ⇒ replicas unset).
+    let events_before = cluster.events(NS, NAME).len();
     delete_and_recover(&cluster, "quay-app", "ComponentQuayReady").await;
     let app = cluster.deployment(NS, &format!("{NAME}-quay-app")).unwrap();
     assert_eq!(app["status"]["readyReplicas"], 1, "{app:#}");
+    // Both transitions are announced on the registry: degraded (Warning), then recovered (Normal).
+    let events = cluster.events(NS, NAME)[events_before..].to_vec();
+    let degraded = events
+        .iter()
+        .position(|e| e.0 == "Warning" && e.2.starts_with("ComponentQuayReady=False"))
+        .unwrap_or_else(|| panic!("no degraded Event: {events:#?}"));
+    assert!(
+        events[degraded..].iter().any(|e| e.0 == "Normal"
+            && e.1 == "ComponentReady"
+            && e.2.starts_with("ComponentQuayReady=True")),
+        "no recovered Event: {events:#?}"
+    );
 
     // 8. Re-manage mirror: overrides restored, Mirror ready.
     cluster

@@ -466,6 +466,31 @@ impl Cluster {
             .unwrap();
     }
 
+    /// Events about a registry, oldest first: (type, reason, message).
+    pub fn events(&self, namespace: &str, registry: &str) -> Vec<(String, String, String)> {
+        let mut events: Vec<Value> = self
+            .sim
+            .list("", "events", Some(namespace))
+            .into_iter()
+            .filter(|e| {
+                e["involvedObject"]["kind"] == "QuayRegistry"
+                    && e["involvedObject"]["name"] == registry
+            })
+            .collect();
+        events.sort_by_key(|e| {
+            e["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+        events
+            .iter()
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (text("type"), text("reason"), text("message"))
+            })
+            .collect()
+    }
+
     /// Stops the operator (the simulator keeps running).
     pub fn stop_operator(&self) {
         self.operator.abort();
