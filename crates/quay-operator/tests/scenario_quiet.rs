@@ -1,7 +1,7 @@
 //! User story: a converged registry costs nothing. An hour of quiet — the cluster's controllers resyncing every
 //! "minute", watches cut and resumed, bookmarks, an API server restart — makes the operator send no write and no
-//! polling read; only watches are re-opened. After a restart that lost the watch history the operator re-lists,
-//! and still writes nothing.
+//! polling read; only watches are re-opened. After a restart that lost the watch history the operator re-lists
+//! (LIST + WATCH) and nothing else: unchanged objects trigger no reconcile, so no GET and no write.
 
 #[path = "common/sim.rs"]
 mod sim;
@@ -80,6 +80,7 @@ async fn quiet_story(platform: Platform) {
 
     // The API server restarts and its watch history is gone: the operator re-lists, and writes nothing.
     let start = cluster.sim.requests().len();
+    let gets_before = cluster.sim.metrics().request_count("GET", "");
     // Someone else's write moves the resourceVersion past what the operator's watches saw, so resuming them
     // from there after the history is lost is 410 Expired.
     cluster
@@ -112,6 +113,13 @@ async fn quiet_story(platform: Platform) {
         writes.is_empty(),
         "no writes after a re-list: {:#?}",
         describe(&writes)
+    );
+    // Re-listed objects that did not change trigger no reconcile, so not even a single-object read.
+    assert_eq!(
+        cluster.sim.metrics().request_count("GET", ""),
+        gets_before,
+        "only LIST and WATCH after a re-list: {:#?}",
+        describe(after)
     );
     assert!(
         after.iter().any(|r| r.method == "GET" && !is_watch(r)),

@@ -11,7 +11,7 @@ use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
 use prometheus_client::registry::Registry;
 use tracing::{error, info};
@@ -151,12 +151,35 @@ async fn capabilities_changed(
     let mut events = watcher(crds, watcher::Config::default())
         .default_backoff()
         .boxed();
+    // The capability CRDs present, so that a re-list (after 410 Expired) that shows nothing new costs nothing.
+    let mut known: Option<std::collections::BTreeSet<String>> = None;
+    let mut listing = std::collections::BTreeSet::new();
     while let Some(event) = events.next().await {
         let check = match event {
-            // The initial listing: anything installed between start-up discovery and this watch counts.
-            Ok(watcher::Event::InitDone) => true,
-            Ok(watcher::Event::Apply(crd) | watcher::Event::Delete(crd)) => {
-                relevant(&crd.name_any())
+            Ok(watcher::Event::Init) => {
+                listing.clear();
+                false
+            }
+            Ok(watcher::Event::InitApply(crd)) => {
+                if relevant(&crd.name_any()) {
+                    listing.insert(crd.name_any());
+                }
+                false
+            }
+            // The first listing always counts: anything installed between start-up discovery and this watch.
+            Ok(watcher::Event::InitDone) => {
+                let listed = std::mem::take(&mut listing);
+                let changed = known.as_ref() != Some(&listed);
+                known = Some(listed);
+                changed
+            }
+            Ok(watcher::Event::Apply(crd)) if relevant(&crd.name_any()) => {
+                known.get_or_insert_default().insert(crd.name_any());
+                true
+            }
+            Ok(watcher::Event::Delete(crd)) if relevant(&crd.name_any()) => {
+                known.get_or_insert_default().remove(&crd.name_any());
+                true
             }
             Ok(_) => false,
             Err(e) => {
@@ -226,7 +249,16 @@ async fn run_scope(
         .filter(|k| k.requires.is_none_or(|c| capabilities.has(c)))
         .collect();
     let registries: Api<QuayRegistry> = api_for(&client, &scope);
-    let mut controller = Controller::new(registries, watcher::Config::default());
+    // Every trigger passes only objects whose resourceVersion this process has not seen: after a watch had to
+    // re-list (410 Expired, API server restart), unchanged objects cause no reconcile and so no request.
+    let (registry_reader, registry_writer) = reflector::store();
+    let registry_stream = reflector::reflector(
+        registry_writer,
+        watcher(registries, watcher::Config::default()).default_backoff(),
+    )
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, unseen_versions());
+    let mut controller = Controller::for_stream(registry_stream, registry_reader);
     let mut stores = HashMap::new();
     let owned_config = watcher::Config::default().labels(REGISTRY_LABEL);
     for kind in &kinds {
@@ -237,7 +269,8 @@ async fn run_scope(
         // Watch only objects carrying the registry label: memory follows what the operator owns.
         let stream =
             reflector::reflector(writer, watcher(api, owned_config.clone()).default_backoff())
-                .touched_objects();
+                .touched_objects()
+                .predicate_filter(predicates::resource_version, unseen_versions());
         controller = controller.watches_stream_with(stream, map_to_registry, kind.resource.clone());
     }
     // User Secrets the registries read: config bundles (labelled by the operator) and external TLS Secrets. A
@@ -258,7 +291,8 @@ async fn run_scope(
         watcher::Config::default().labels(&format!("{CONFIG_BUNDLE_LABEL}=true")),
     )
     .default_backoff()
-    .touched_objects();
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, unseen_versions());
     let map = secrets_of_registries.clone();
     controller = controller.watches_stream(stream, move |secret: Secret| {
         map(secret.namespace(), secret.name_any())
@@ -269,7 +303,8 @@ async fn run_scope(
         watcher::Config::default().fields("type=kubernetes.io/tls"),
     )
     .default_backoff()
-    .touched_objects();
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, unseen_versions());
     controller = controller.watches_stream(stream, move |secret: PartialObjectMeta<Secret>| {
         secrets_of_registries(secret.namespace(), secret.name_any())
     });
@@ -287,7 +322,8 @@ async fn run_scope(
         )
         .default_backoff(),
     )
-    .touched_objects();
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, unseen_versions());
     controller = controller.watches_stream(stream, move |event: Event| {
         let involved = &event.involved_object;
         if involved.kind.as_deref() != Some("PersistentVolumeClaim") {
@@ -322,6 +358,12 @@ async fn run_scope(
             future::ready(())
         })
         .await;
+}
+
+/// Remembers the resourceVersions seen per object for a day (kube's default, an hour, would let a re-list after
+/// an hour of quiet reconcile everything again). Bounded by the number of objects the operator watches.
+fn unseen_versions() -> PredicateConfig {
+    PredicateConfig::default().ttl(std::time::Duration::from_secs(24 * 3600))
 }
 
 fn references_secret(registry: &QuayRegistry, secret: &str) -> bool {
