@@ -317,7 +317,8 @@ impl Cluster {
         .await
     }
 
-    /// Polls the simulator's store (no API request is made) until `ready` holds for the object.
+    /// Waits (re-checking on every change of the simulator's store; no API request is made) until `ready` holds
+    /// for the object.
     pub async fn wait_object(
         &self,
         group: &str,
@@ -327,20 +328,20 @@ impl Cluster {
         what: &str,
         ready: impl Fn(Option<&Value>) -> bool,
     ) -> Option<Value> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let obj = self.sim.get(group, plural, namespace, name);
-            if ready(obj.as_ref()) {
-                return obj;
-            }
-            if Instant::now() > deadline {
-                panic!("{plural} {namespace}/{name}: timed out waiting for {what}; last: {obj:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let held = self
+            .sim
+            .wait_until(WAIT, || {
+                ready(self.sim.get(group, plural, namespace, name).as_ref())
+            })
+            .await;
+        let obj = self.sim.get(group, plural, namespace, name);
+        if !held {
+            panic!("{plural} {namespace}/{name}: timed out waiting for {what}; last: {obj:#?}");
         }
+        obj
     }
 
-    /// Polls the store until `ready` holds for the list of a resource in a namespace.
+    /// Waits (on store changes, no API request) until `ready` holds for the list of a resource in a namespace.
     pub async fn wait_list(
         &self,
         group: &str,
@@ -349,18 +350,18 @@ impl Cluster {
         what: &str,
         ready: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let list = self.sim.list(group, plural, Some(namespace));
-            if ready(&list) {
-                return list;
-            }
-            if Instant::now() > deadline {
-                let names: Vec<&Value> = list.iter().map(|o| &o["metadata"]["name"]).collect();
-                panic!("{plural} in {namespace}: timed out waiting for {what}; have {names:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let held = self
+            .sim
+            .wait_until(WAIT, || {
+                ready(&self.sim.list(group, plural, Some(namespace)))
+            })
+            .await;
+        let list = self.sim.list(group, plural, Some(namespace));
+        if !held {
+            let names: Vec<&Value> = list.iter().map(|o| &o["metadata"]["name"]).collect();
+            panic!("{plural} in {namespace}: timed out waiting for {what}; have {names:?}");
         }
+        list
     }
 
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<Value> {
