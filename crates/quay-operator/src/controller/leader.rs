@@ -91,8 +91,8 @@ fn held_by(me: &str, previous: Option<&Lease>) -> Lease {
     }
 }
 
-/// One attempt to take or renew the Lease; `Ok(true)` when we hold it afterwards.
-async fn try_hold(leases: &Api<Lease>, me: &str) -> Result<bool, kube::Error> {
+/// One attempt to take or renew the Lease; `Ok(true)` when `me` holds it afterwards.
+pub async fn try_hold(leases: &Api<Lease>, me: &str) -> Result<bool, kube::Error> {
     match leases.get_opt(LEASE_NAME).await? {
         None => match leases
             .create(&PostParams::default(), &held_by(me, None))
