@@ -350,20 +350,75 @@ fn print_counts(title: &str, requests: &[RequestRecord]) {
     }
 }
 
-/// Objects the operator applied more than once, and the objects it read by name (not from its caches).
+/// Objects the operator applied more than once, and every other request by object (reads by name bypass its caches).
 fn print_repeats(requests: &[RequestRecord]) {
     let mut per_object: BTreeMap<(&'static str, String, String), usize> = BTreeMap::new();
     for c in requests.iter().map(classify) {
-        if matches!(c.verb, "APPLY" | "GET" | "PATCH" | "PUT") {
+        if c.verb != "WATCH" && c.verb != "LIST" {
             *per_object
                 .entry((c.verb, c.resource, format!("{}/{}", c.namespace, c.name)))
                 .or_default() += 1;
         }
     }
     for ((verb, resource, object), n) in per_object {
-        if n > 1 || verb == "GET" {
+        if n > 1 || verb != "APPLY" {
             println!("    {n} x {verb} {resource} {object}");
         }
+    }
+}
+
+/// What the operator's watch caches hold: the JSON size of every object carrying the registry label, by kind,
+/// with and without `metadata.managedFields` (kube's reflector keeps whole objects, managedFields included).
+fn print_cached_bytes(sim: &Simulator, n: usize) {
+    const OWNED: [(&str, &str); 14] = [
+        ("", "secrets"),
+        ("", "configmaps"),
+        ("", "serviceaccounts"),
+        ("", "services"),
+        ("", "persistentvolumeclaims"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("apps", "deployments"),
+        ("batch", "jobs"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("route.openshift.io", "routes"),
+        ("objectbucket.io", "objectbucketclaims"),
+        ("monitoring.coreos.com", "servicemonitors"),
+        ("monitoring.coreos.com", "prometheusrules"),
+    ];
+    let (mut total, mut total_without) = (0usize, 0usize);
+    let mut lines = vec![];
+    for (group, plural) in OWNED {
+        let (mut count, mut bytes, mut without) = (0, 0, 0);
+        for mut object in sim.list(group, plural, None) {
+            if object
+                .pointer("/metadata/labels/quay-operator~1quayregistry")
+                .is_none()
+            {
+                continue;
+            }
+            count += 1;
+            bytes += serde_json::to_vec(&object).map_or(0, |v| v.len());
+            if let Some(meta) = object["metadata"].as_object_mut() {
+                meta.remove("managedFields");
+            }
+            without += serde_json::to_vec(&object).map_or(0, |v| v.len());
+        }
+        total += bytes;
+        total_without += without;
+        lines.push(format!(
+            "    {plural:26} {count:5} objects {:8.1} KiB ({:.1} KiB without managedFields)",
+            bytes as f64 / 1024.0,
+            without as f64 / 1024.0
+        ));
+    }
+    println!(
+        "  objects the operator caches (registry label): {:.1} KiB of JSON per registry, {:.1} KiB without managedFields",
+        total as f64 / 1024.0 / n as f64,
+        total_without as f64 / 1024.0 / n as f64
+    );
+    for line in lines {
+        println!("{line}");
     }
 }
 
@@ -834,6 +889,7 @@ async fn scale_run(n: usize, change: bool, verbose: bool) -> ScaleOutcome {
             operator_cpu / n as f64
         );
         print_counts(&format!("operator requests for {n} registries"), &requests);
+        print_cached_bytes(&sim, n);
     }
 
     let roll = if change {
