@@ -49,6 +49,35 @@ const QUAY_VERSION: &str = "v3.11.0";
 const OPERATOR_BIN: &str = env!("CARGO_BIN_EXE_quay-operator");
 
 // ---------------------------------------------------------------------------------------------------------------
+// Heap accounting: how much memory parsed objects take (used to size the operator's watch caches)
+
+/// The system allocator, counting the bytes currently allocated by this process.
+struct CountingAllocator;
+
+static ALLOCATED: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter is updated besides.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        ALLOCATED.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocated() -> isize {
+    ALLOCATED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Command line
 
 struct Args {
@@ -388,6 +417,7 @@ fn print_cached_bytes(sim: &Simulator, n: usize) {
     ];
     let (mut total, mut total_without) = (0usize, 0usize);
     let mut lines = vec![];
+    let mut serialized: Vec<Vec<u8>> = vec![];
     for (group, plural) in OWNED {
         let (mut count, mut bytes, mut without) = (0, 0, 0);
         for mut object in sim.list(group, plural, None) {
@@ -398,7 +428,9 @@ fn print_cached_bytes(sim: &Simulator, n: usize) {
                 continue;
             }
             count += 1;
-            bytes += serde_json::to_vec(&object).map_or(0, |v| v.len());
+            let json = serde_json::to_vec(&object).unwrap_or_default();
+            bytes += json.len();
+            serialized.push(json);
             if let Some(meta) = object["metadata"].as_object_mut() {
                 meta.remove("managedFields");
             }
@@ -420,6 +452,19 @@ fn print_cached_bytes(sim: &Simulator, n: usize) {
     for line in lines {
         println!("{line}");
     }
+    // The same objects as the operator's reflector stores hold them: parsed `DynamicObject`s. (Other threads
+    // allocate too, so this is approximate; the simulator is idle by now.)
+    let before = allocated();
+    let parsed: Vec<DynamicObject> = serialized
+        .iter()
+        .filter_map(|json| serde_json::from_slice(json).ok())
+        .collect();
+    let heap = allocated() - before;
+    println!(
+        "  the same {} objects parsed as DynamicObject: {:.1} KiB of heap per registry",
+        parsed.len(),
+        heap as f64 / 1024.0 / n as f64
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -848,7 +893,8 @@ async fn scale_run(n: usize, change: bool, verbose: bool) -> ScaleOutcome {
         .collect::<Vec<()>>()
         .await;
     let created = start.elapsed();
-    let limit = Duration::from_secs(60 + n as u64 / 2);
+    // The simulator slows down with the square of the registry count (docs/benchmarks.md).
+    let limit = Duration::from_secs(60 + (n * n) as u64 / 10);
     let mut last_report = Instant::now();
     let done = wait_until(limit, Duration::from_millis(20), || {
         let count = available_count(&sim);
