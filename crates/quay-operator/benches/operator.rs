@@ -541,7 +541,10 @@ fn latency(args: &Args) {
                 .count() as f64,
         );
         if run_index == 0 {
-            println!("  rendered objects of the registry: {}", outcome.objects);
+            println!(
+                "  distinct objects applied (a superseded config Secret included): {}",
+                outcome.objects
+            );
             print_counts(
                 "operator requests from create to converged",
                 &outcome.creation,
