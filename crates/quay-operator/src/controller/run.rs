@@ -254,7 +254,9 @@ async fn run_scope(
     let (registry_reader, registry_writer) = reflector::store();
     let registry_stream = reflector::reflector(
         registry_writer,
-        watcher(registries, watcher::Config::default()).default_backoff(),
+        watcher(registries, watcher::Config::default())
+            .default_backoff()
+            .modify(drop_managed_fields),
     )
     .touched_objects()
     .predicate_filter(predicates::resource_version, unseen_versions());
@@ -267,10 +269,14 @@ async fn run_scope(
         let reader = writer.as_reader();
         stores.insert(key(&kind.resource), reader);
         // Watch only objects carrying the registry label: memory follows what the operator owns.
-        let stream =
-            reflector::reflector(writer, watcher(api, owned_config.clone()).default_backoff())
-                .touched_objects()
-                .predicate_filter(predicates::resource_version, unseen_versions());
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, owned_config.clone())
+                .default_backoff()
+                .modify(drop_managed_fields),
+        )
+        .touched_objects()
+        .predicate_filter(predicates::resource_version, unseen_versions());
         controller = controller.watches_stream_with(stream, map_to_registry, kind.resource.clone());
     }
     // User Secrets the registries read: config bundles (labelled by the operator) and external TLS Secrets. A
@@ -364,6 +370,12 @@ async fn run_scope(
 /// an hour of quiet reconcile everything again). Bounded by the number of objects the operator watches.
 fn unseen_versions() -> PredicateConfig {
     PredicateConfig::default().ttl(std::time::Duration::from_secs(24 * 3600))
+}
+
+/// The caches keep what the operator compares and reads; `managedFields` is neither and is often the largest
+/// part of an object.
+fn drop_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 fn references_secret(registry: &QuayRegistry, secret: &str) -> bool {
