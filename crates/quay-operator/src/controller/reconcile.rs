@@ -591,8 +591,14 @@ async fn apply_all(
         waiting.push("ObjectStorage");
     }
 
+    // Quay's config rendered before the bucket is bound has empty storage settings: hold it back with the
+    // workloads instead of applying it and replacing it moments later.
+    let config_secret_prefix = format!("{name}-quay-config-secret-");
     for object in objects {
         if object.is_workload() && !waiting.is_empty() && !is_backing_workload(object, &name) {
+            continue;
+        }
+        if waiting.contains(&"ObjectStorage") && object.name().starts_with(&config_secret_prefix) {
             continue;
         }
         apply_one(ctx, object).await?;
@@ -1015,10 +1021,9 @@ async fn write_status(
         .map(|c| (c.type_.as_str(), c))
         .collect();
     for c in status.conditions.iter().flatten() {
-        let changed = before
-            .get(c.type_.as_str())
-            .is_none_or(|b| b.status != c.status || b.reason != c.reason);
-        if changed {
+        let previous = before.get(c.type_.as_str());
+        let changed = previous.is_none_or(|b| b.status != c.status || b.reason != c.reason);
+        if changed && worth_an_event(c, previous.copied(), &old) {
             publish_event(registry, ctx, c).await;
         }
     }
@@ -1029,6 +1034,24 @@ async fn write_status(
     ctx.metrics.status_writes.inc();
     ctx.record_status_write(registry, old, status);
     Ok(())
+}
+
+/// Which condition changes a person wants to see: a blocked or unblocked rollout, migrations starting, failing
+/// and succeeding, the registry becoming (un)available, and, once the registry was installed (its first migration
+/// done), each component degrading or recovering. The components coming up one by one during the first install
+/// are not announced one by one (that was 20 Events per new registry).
+fn worth_an_event(c: &Condition, previous: Option<&Condition>, old: &QuayRegistryStatus) -> bool {
+    match c.type_.as_str() {
+        "RolloutBlocked" => c.status == "True" || previous.is_some_and(|p| p.status == "True"),
+        "ComponentsCreated" => {
+            matches!(
+                c.reason.as_deref(),
+                Some("MigrationsInProgress" | "MigrationsFailed" | "MigrationsJobMissing")
+            ) || (c.status == "True" && previous.is_some())
+        }
+        "Available" => c.status == "True" || previous.is_some(),
+        _ => old.current_version.is_some(),
+    }
 }
 
 /// A `core/v1` Event on the registry for a condition change. Best effort: an Event that cannot be written must
