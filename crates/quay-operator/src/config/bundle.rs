@@ -21,10 +21,20 @@ pub const CLAIR_SSL_CRT: &str = "clair-ssl.crt";
 pub const CLAIR_SSL_KEY: &str = "clair-ssl.key";
 
 /// The files of a config bundle, by key. The user's Secret is only ever read.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ConfigBundle {
     files: BTreeMap<String, Vec<u8>>,
+    /// `config.yaml` parsed once: validation and rendering both read it.
+    parsed: std::sync::OnceLock<Result<QuayConfig, QuayConfigError>>,
 }
+
+impl PartialEq for ConfigBundle {
+    fn eq(&self, other: &Self) -> bool {
+        self.files == other.files
+    }
+}
+
+impl Eq for ConfigBundle {}
 
 impl std::fmt::Debug for ConfigBundle {
     // Bundles hold keys and passwords: show only which files there are.
@@ -37,21 +47,22 @@ impl std::fmt::Debug for ConfigBundle {
 
 impl ConfigBundle {
     pub fn new(files: BTreeMap<String, Vec<u8>>) -> Self {
-        Self { files }
+        Self {
+            files,
+            parsed: Default::default(),
+        }
     }
 
     /// A bundle with only a `config.yaml`.
     pub fn from_config_yaml(yaml: &str) -> Self {
         let mut files = BTreeMap::new();
         files.insert(CONFIG_YAML.to_owned(), yaml.as_bytes().to_vec());
-        Self { files }
+        Self::new(files)
     }
 
     /// Reads `data` and `stringData` (the latter wins, as on the API server).
     pub fn from_secret(secret: &Secret) -> Self {
-        Self {
-            files: secret_files(secret),
-        }
+        Self::new(secret_files(secret))
     }
 
     pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
@@ -73,6 +84,10 @@ impl ConfigBundle {
 
     /// The parsed `config.yaml` (an absent or empty file is an empty config).
     pub fn quay_config(&self) -> Result<QuayConfig, QuayConfigError> {
+        self.parsed.get_or_init(|| self.parse_quay_config()).clone()
+    }
+
+    fn parse_quay_config(&self) -> Result<QuayConfig, QuayConfigError> {
         match self.get(CONFIG_YAML) {
             None => Ok(QuayConfig::default()),
             Some(bytes) => {

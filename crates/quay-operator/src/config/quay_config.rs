@@ -64,15 +64,21 @@ impl QuayConfig {
         let mut texts = top_level_segments(text);
         // Keep verbatim text only when every segment re-parses to exactly its value (no anchors shared across
         // keys, no flow-style top level); otherwise the value is re-emitted, as upstream always does.
+        // Once the segments' keys are exactly the document's keys, only anchors/aliases (`&`, `*`) and directives
+        // (`%TAG`) can make a segment mean something else on its own; re-parse segments only then.
+        let self_contained =
+            !text.contains(['&', '*']) && !text.lines().any(|l| l.starts_with('%'));
         let verbatim_ok = texts.len() == map.len()
-            && map.iter().all(|(k, v)| {
-                texts.get(k).is_some_and(|seg| {
-                    serde_saphyr::from_str::<BTreeMap<String, Value>>(seg)
-                        .ok()
-                        .and_then(|m| m.get(k).cloned())
-                        .is_some_and(|parsed| &parsed == v)
-                })
-            });
+            && map.keys().all(|k| texts.contains_key(k))
+            && (self_contained
+                || map.iter().all(|(k, v)| {
+                    texts.get(k).is_some_and(|seg| {
+                        serde_saphyr::from_str::<BTreeMap<String, Value>>(seg)
+                            .ok()
+                            .and_then(|m| m.get(k).cloned())
+                            .is_some_and(|parsed| &parsed == v)
+                    })
+                }));
         let entries = map
             .into_iter()
             .map(|(k, value)| {
