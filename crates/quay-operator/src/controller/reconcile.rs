@@ -107,6 +107,8 @@ pub struct Plan {
     /// The rendered objects, or the problem that blocks the rollout.
     pub objects: Result<Vec<DesiredObject>, RenderError>,
     pub config_secret: String,
+    /// The effective components of the render (empty when it was blocked).
+    pub components: Vec<crate::api::ComponentStatus>,
 }
 
 /// Observe and render.
@@ -118,6 +120,7 @@ pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<
         cluster: ClusterFacts::default(),
         objects: Ok(Vec::new()),
         config_secret: String::new(),
+        components: Vec::new(),
     };
     let bundle = match read_bundle(registry, ctx, &bundle_name, mode).await? {
         Ok(bundle) => bundle,
@@ -141,6 +144,7 @@ pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<
         Ok(mut rendered) => {
             mark_migration_job(&mut rendered.objects, &ctx.settings.quay_version);
             plan.config_secret = rendered.config_secret_name;
+            plan.components = rendered.components;
             plan.objects = Ok(rendered.objects);
         }
     }
@@ -167,7 +171,9 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
     let mut retry_after = None;
     let rollout = match &plan.objects {
         Err(e) => Rollout::Blocked(e.clone()),
-        Ok(objects) => match apply_all(&registry, &ctx, objects, &plan.cluster).await {
+        Ok(objects) => match apply_all(&registry, &ctx, objects, &plan.components, &plan.cluster)
+            .await
+        {
             Ok(waiting) => {
                 remove_old_config_secrets(&registry, &ctx, &plan.config_secret, &plan.bundle_name)
                     .await?;
@@ -564,11 +570,12 @@ async fn apply_all(
     registry: &QuayRegistry,
     ctx: &Context,
     objects: &[DesiredObject],
+    components: &[crate::api::ComponentStatus],
     cluster: &ClusterFacts,
 ) -> Result<Vec<&'static str>, Error> {
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
-    let components = effective_components(registry, &ConfigBundle::default(), cluster);
+    // The render's own component list (its tls default depends on the bundle, which this must not re-guess).
     let managed = |kind| components.iter().any(|c| c.kind == kind && c.managed);
     let available = |deployment: &str| {
         ctx.cached_typed::<Deployment>(&namespace, &format!("{name}-{deployment}"))

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::await_condition;
-use kube::{Client, ResourceExt};
 use tracing::warn;
 
 use super::run::RunOptions;
@@ -62,6 +62,5 @@ pub async fn cluster_hostname(client: &Client, options: &RunOptions) -> Option<S
         .strip_prefix(&format!("router-{router}."))
         .unwrap_or(&canonical)
         .to_owned();
-    let _ = ResourceExt::name_any(&probe);
     Some(domain)
 }
