@@ -9,7 +9,7 @@ use crate::resources::{GenerationPolicy, ResourceDef, builtins};
 use crate::ssa::{self, BuiltinSchema, CrdSchema, Schema};
 use crate::util::{finalizers, name_of, now_rfc3339, obj_mut, random_suffix, str_at};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -82,6 +82,40 @@ pub enum Deleted {
 
 type Bucket = BTreeMap<(String, String), Value>;
 
+/// Where an object lives in the store: its resource, namespace ("" when cluster-scoped) and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What the garbage collector needs, kept current by every store and removal so that a GC pass
+/// looks only at objects a change concerned instead of scanning (and copying) the whole store.
+#[derive(Debug, Default)]
+struct GcIndex {
+    /// uid -> where the object with that uid is.
+    by_uid: HashMap<String, ObjectKey>,
+    /// owner uid -> objects whose ownerReferences name it.
+    dependents: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Objects with a deletionTimestamp (their finalizers may be the GC's to handle).
+    terminating: BTreeSet<ObjectKey>,
+    /// Objects whose owners must be checked: new or changed ownerReferences, or an owner removed.
+    unchecked: BTreeSet<ObjectKey>,
+}
+
+fn owner_uids(o: &Value) -> Vec<&str> {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub struct State {
     pub rv: u64,
     pub resources: Vec<ResourceDef>,
@@ -97,6 +131,7 @@ pub struct State {
     ip_seq: u64,
     /// `apps.<domain>` is where simulated Routes get their hosts.
     pub cluster_domain: String,
+    gc: GcIndex,
 }
 
 pub fn schema_for<'a>(rd: &'a ResourceDef, version: &str) -> Box<dyn Schema + 'a> {
@@ -122,6 +157,7 @@ impl State {
             gone_tx: broadcast::channel(64).0,
             ip_seq: 0,
             cluster_domain: "sim.example.com".into(),
+            gc: GcIndex::default(),
         };
         let ctx = WriteOpts {
             manager: "kube-apiserver".into(),
@@ -186,16 +222,71 @@ impl State {
 
     /// All objects of a resource (optionally in one namespace), sorted by namespace/name.
     pub fn list(&self, rd: &ResourceDef, ns: Option<&str>) -> Vec<&Value> {
-        match self.bucket(rd) {
-            Some(b) => b
-                .iter()
-                .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
+        match (self.bucket(rd), ns) {
+            (None, _) => vec![],
+            (Some(b), None) => b.values().collect(),
+            // Keys sort by namespace first: one namespace is one contiguous range.
+            (Some(b), Some(ns)) => b
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
                 .map(|(_, v)| v)
                 .collect(),
-            None => vec![],
         }
     }
 
+    /// The stored object at `key`.
+    pub fn get_by_key(&self, key: &ObjectKey) -> Option<&Value> {
+        self.objects
+            .get(&(key.group.clone(), key.plural.clone()))?
+            .get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    /// Every namespaced object in namespace `ns`, whatever its resource.
+    pub fn keys_in_namespace(&self, ns: &str) -> Vec<ObjectKey> {
+        let mut out = vec![];
+        for ((group, plural), b) in &self.objects {
+            for ((n, name), _) in b
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+            {
+                out.push(ObjectKey {
+                    group: group.clone(),
+                    plural: plural.clone(),
+                    namespace: n.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    // ---- garbage collector index ----
+
+    /// Objects whose owners changed or went away since the last call.
+    pub fn gc_take_unchecked(&mut self) -> Vec<ObjectKey> {
+        std::mem::take(&mut self.gc.unchecked).into_iter().collect()
+    }
+
+    /// Objects being deleted (deletionTimestamp set).
+    pub fn gc_terminating(&self) -> Vec<ObjectKey> {
+        self.gc.terminating.iter().cloned().collect()
+    }
+
+    /// Objects naming `owner_uid` in their ownerReferences.
+    pub fn gc_dependents(&self, owner_uid: &str) -> Vec<ObjectKey> {
+        self.gc
+            .dependents
+            .get(owner_uid)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Where the object with this uid is, if it exists.
+    pub fn gc_owner(&self, uid: &str) -> Option<&ObjectKey> {
+        self.gc.by_uid.get(uid)
+    }
+
+    /// A copy of every object (for rare whole-store sweeps; the GC uses its index instead).
     pub fn all_objects(&self) -> Vec<(ResourceDef, Value)> {
         let mut out = vec![];
         for ((g, p), b) in &self.objects {
@@ -215,7 +306,9 @@ impl State {
         if rv < self.compacted_rv {
             return Err(self.compacted_rv);
         }
-        Ok(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
+        // History is in resourceVersion order.
+        let first = self.history.partition_point(|e| e.rv <= rv);
+        Ok(self.history.range(first..).cloned().collect())
     }
 
     /// Drop all retained history (a restarted apiserver with a compacted etcd): every watch
@@ -254,22 +347,43 @@ impl State {
     }
 
     fn store(&mut self, rd: &ResourceDef, obj: Value) {
-        let ns = if rd.namespaced {
-            crate::util::namespace_of(&obj)
-        } else {
-            String::new()
+        let key = ObjectKey {
+            group: rd.group.clone(),
+            plural: rd.plural.clone(),
+            namespace: if rd.namespaced {
+                crate::util::namespace_of(&obj)
+            } else {
+                String::new()
+            },
+            name: name_of(&obj),
         };
-        self.objects
+        let bucket = self
+            .objects
             .entry((rd.group.clone(), rd.plural.clone()))
-            .or_default()
-            .insert((ns, name_of(&obj)), obj);
+            .or_default();
+        let old = bucket.insert((key.namespace.clone(), key.name.clone()), obj);
+        if let Some(old) = &old {
+            self.gc.forget(&key, old);
+        }
+        // The stored object and the index are borrowed separately: no copy of the object.
+        let new = &self.objects[&(key.group.clone(), key.plural.clone())]
+            [&(key.namespace.clone(), key.name.clone())];
+        self.gc.record(&key, new, old.as_ref());
     }
 
     fn remove(&mut self, rd: &ResourceDef, ns: &str, name: &str) -> Option<Value> {
-        let ns = if rd.namespaced { ns } else { "" };
-        self.objects
+        let key = ObjectKey {
+            group: rd.group.clone(),
+            plural: rd.plural.clone(),
+            namespace: if rd.namespaced { ns } else { "" }.to_string(),
+            name: name.to_string(),
+        };
+        let old = self
+            .objects
             .get_mut(&(rd.group.clone(), rd.plural.clone()))?
-            .remove(&(ns.to_string(), name.to_string()))
+            .remove(&(key.namespace.clone(), key.name.clone()))?;
+        self.gc.removed(&key, &old);
+        Some(old)
     }
 
     fn bump(&mut self, obj: &mut Value) {
@@ -769,8 +883,19 @@ impl State {
         {
             self.resources
                 .retain(|r| !(r.group == def.group && r.plural == def.plural));
-            self.objects
-                .remove(&(def.group.clone(), def.plural.clone()));
+            let dropped = self
+                .objects
+                .remove(&(def.group.clone(), def.plural.clone()))
+                .unwrap_or_default();
+            for ((namespace, name), o) in dropped {
+                let key = ObjectKey {
+                    group: def.group.clone(),
+                    plural: def.plural.clone(),
+                    namespace,
+                    name,
+                };
+                self.gc.removed(&key, &o);
+            }
             let _ = self.gone_tx.send((def.group.clone(), def.plural.clone()));
         }
         self.emit(EventType::Deleted, rd, last, old);
@@ -919,6 +1044,57 @@ impl State {
                     self.emit(EventType::Modified, &rd, o, old);
                 }
             }
+        }
+    }
+}
+
+impl GcIndex {
+    /// `o` (stored at `key`) is being replaced or removed: forget what it said.
+    fn forget(&mut self, key: &ObjectKey, o: &Value) {
+        if let Some(uid) = str_at(o, "/metadata/uid")
+            && self.by_uid.get(uid) == Some(key)
+        {
+            self.by_uid.remove(uid);
+        }
+        for owner in owner_uids(o) {
+            if let Some(deps) = self.dependents.get_mut(owner) {
+                deps.remove(key);
+                if deps.is_empty() {
+                    self.dependents.remove(owner);
+                }
+            }
+        }
+        self.terminating.remove(key);
+    }
+
+    /// `o` is now stored at `key`, replacing `old`.
+    fn record(&mut self, key: &ObjectKey, o: &Value, old: Option<&Value>) {
+        if let Some(uid) = str_at(o, "/metadata/uid") {
+            self.by_uid.insert(uid.to_string(), key.clone());
+        }
+        let owners = owner_uids(o);
+        for owner in &owners {
+            self.dependents
+                .entry(owner.to_string())
+                .or_default()
+                .insert(key.clone());
+        }
+        if !owners.is_empty() && old.is_none_or(|old| owner_uids(old) != owners) {
+            self.unchecked.insert(key.clone());
+        }
+        if o.pointer("/metadata/deletionTimestamp").is_some() {
+            self.terminating.insert(key.clone());
+        }
+    }
+
+    /// `o` left the store: its dependents may now be orphans.
+    fn removed(&mut self, key: &ObjectKey, o: &Value) {
+        self.forget(key, o);
+        self.unchecked.remove(key);
+        if let Some(uid) = str_at(o, "/metadata/uid")
+            && let Some(deps) = self.dependents.get(uid)
+        {
+            self.unchecked.extend(deps.iter().cloned());
         }
     }
 }
