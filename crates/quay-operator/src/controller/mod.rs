@@ -9,6 +9,7 @@ pub mod diff;
 pub mod kinds;
 pub mod leader;
 pub mod metrics;
+pub mod postgres_upgrade;
 mod preview;
 pub mod reconcile;
 mod route_probe;

@@ -109,6 +109,8 @@ pub struct Plan {
     pub config_secret: String,
     /// The effective components of the render (empty when it was blocked).
     pub components: Vec<crate::api::ComponentStatus>,
+    /// Managed-database major-version upgrades: what each needs now.
+    pub postgres_upgrades: Vec<super::postgres_upgrade::DatabaseDecision>,
 }
 
 /// Observe and render.
@@ -121,6 +123,7 @@ pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<
         objects: Ok(Vec::new()),
         config_secret: String::new(),
         components: Vec::new(),
+        postgres_upgrades: Vec::new(),
     };
     let bundle = match read_bundle(registry, ctx, &bundle_name, mode).await? {
         Ok(bundle) => bundle,
@@ -130,7 +133,14 @@ pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<
         }
     };
     let keys = ensure_managed_keys(registry, ctx, mode).await?;
-    let cluster = cluster_facts(registry, ctx, &bundle, mode).await?;
+    let mut cluster = cluster_facts(registry, ctx, &bundle, mode).await?;
+    plan.postgres_upgrades =
+        super::postgres_upgrade::observe_and_decide(registry, ctx, &bundle, &cluster).await?;
+    cluster.postgres_upgrades = plan
+        .postgres_upgrades
+        .iter()
+        .filter_map(|d| d.render.clone())
+        .collect();
     let input = RenderInput {
         registry,
         bundle: &bundle,
@@ -177,6 +187,8 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
             Ok(waiting) => {
                 remove_old_config_secrets(&registry, &ctx, &plan.config_secret, &plan.bundle_name)
                     .await?;
+                super::postgres_upgrade::clean_up(&registry, &ctx, &plan.postgres_upgrades).await?;
+                retry_after = super::postgres_upgrade::recheck(&plan.postgres_upgrades);
                 Rollout::Applied { waiting }
             }
             // The API refused an object: the admin sees which one and why; later objects (the workloads that
@@ -562,6 +574,7 @@ fn is_backing_workload(object: &DesiredObject, registry: &str) -> bool {
     ]
     .iter()
     .any(|n| n == object.name())
+        || super::postgres_upgrade::is_upgrade_workload(object.name(), registry)
 }
 
 /// Applies every object whose desired state does not already hold. Workloads that need the databases or the
@@ -864,7 +877,10 @@ fn next_status(
                 "All objects created/updated successfully",
             ));
             let migration_due = current_version.as_deref() != Some(target);
-            let created = if !waiting.is_empty() {
+            let postgres_upgrade = super::postgres_upgrade::report(&plan.postgres_upgrades);
+            let created = if let Some((reason, message)) = postgres_upgrade {
+                condition("ComponentsCreated", false, reason, message)
+            } else if !waiting.is_empty() {
                 condition(
                     "ComponentsCreated",
                     false,
@@ -1053,7 +1069,13 @@ fn worth_an_event(c: &Condition, previous: Option<&Condition>, old: &QuayRegistr
         "ComponentsCreated" => {
             matches!(
                 c.reason.as_deref(),
-                Some("MigrationsInProgress" | "MigrationsFailed" | "MigrationsJobMissing")
+                Some(
+                    "MigrationsInProgress"
+                        | "MigrationsFailed"
+                        | "MigrationsJobMissing"
+                        | "PostgresUpgradeInProgress"
+                        | "PostgresUpgradeFailed"
+                )
             ) || (c.status == "True" && previous.is_some())
         }
         "Available" => c.status == "True" || previous.is_some(),
@@ -1068,7 +1090,10 @@ async fn publish_event(registry: &QuayRegistry, ctx: &Context, c: &Condition) {
     let warning = (c.type_ == "RolloutBlocked" && c.status == "True")
         || (c.type_ != "RolloutBlocked"
             && c.status == "False"
-            && c.reason.as_deref() != Some("MigrationsInProgress"));
+            && !matches!(
+                c.reason.as_deref(),
+                Some("MigrationsInProgress" | "PostgresUpgradeInProgress")
+            ));
     let now = Time(Timestamp::now());
     let event = CoreEvent {
         metadata: ObjectMeta {

@@ -47,7 +47,7 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(
             component: "clair-postgres",
             container: "clair-postgres",
             image: &ctx.images.clairpostgres,
-            pvc: &ctx.object_name("clair-postgres-15"),
+            pvc: &ctx.object_name(&super::postgres_upgrade::CLAIR_DATABASE.pvc()),
             credentials_secret: &credentials_secret,
             conf_sample: &conf_sample,
             bootstrap_secret: None,

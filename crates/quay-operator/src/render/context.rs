@@ -53,6 +53,8 @@ pub struct ClusterFacts {
     pub cluster_trusted_ca: Option<String>,
     /// Live sizes of the registry's PVCs by name, so a volume is never asked to shrink.
     pub pvc_sizes: BTreeMap<String, Quantity>,
+    /// Managed-database major-version upgrades in progress, as the controller observed them.
+    pub postgres_upgrades: Vec<crate::render::postgres_upgrade::PostgresUpgrade>,
 }
 
 /// The bucket behind the `<reg>-quay-datastore` ObjectBucketClaim.

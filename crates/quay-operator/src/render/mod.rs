@@ -17,6 +17,7 @@ mod monitoring;
 mod objectstorage;
 mod overrides;
 mod postgres;
+pub mod postgres_upgrade;
 mod quay;
 mod redis;
 mod route;
@@ -74,6 +75,8 @@ pub fn render(input: &RenderInput<'_>) -> Result<Rendered, RenderError> {
     hpa::render(&ctx, &mut objects);
 
     overrides::apply(&ctx, &mut objects)?;
+    // After the overrides: an upgrade in progress decides the replicas of the databases and their users.
+    postgres_upgrade::render(&ctx, &mut objects);
     meta::finish(&ctx, &mut objects);
 
     Ok(Rendered {

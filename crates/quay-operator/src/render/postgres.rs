@@ -82,7 +82,7 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(
             component: "postgres",
             container: "postgres",
             image: &ctx.images.postgres,
-            pvc: &ctx.object_name("quay-postgres-13"),
+            pvc: &ctx.object_name(&super::postgres_upgrade::QUAY_DATABASE.pvc()),
             credentials_secret: &credentials_secret,
             conf_sample: &conf_sample,
             bootstrap_secret: Some(&ctx.names.postgres_bootstrap_secret),
