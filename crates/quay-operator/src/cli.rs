@@ -39,7 +39,11 @@ pub enum Command {
     /// Run every check on a registry and its config bundle and print each problem with its field path.
     Validate(ValidateArgs),
     /// Print the QuayRegistry CustomResourceDefinition.
-    Crd,
+    Crd {
+        /// Print the legacy QuayEcosystem CRD instead (served only to migrate QuayEcosystems).
+        #[arg(long)]
+        quayecosystem: bool,
+    },
     /// Run the operator against a cluster (in-cluster config, $KUBECONFIG or --kubeconfig).
     Run(crate::controller::commands::RunArgs),
     /// Start a simulated OpenShift cluster in-process, run the operator on an example registry and show it
@@ -248,8 +252,12 @@ pub fn execute(cli: &Cli, env: impl Fn(&str) -> Option<String>, now: SystemTime)
             code: crate::controller::commands::diff_command(args),
             ..Default::default()
         },
-        Command::Crd => Outcome {
-            stdout: crate::api::crd_yaml(),
+        Command::Crd { quayecosystem } => Outcome {
+            stdout: if *quayecosystem {
+                crate::api::quayecosystem::quay_ecosystem_crd_yaml()
+            } else {
+                crate::api::crd_yaml()
+            },
             ..Default::default()
         },
         Command::Render(args) => {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod ecosystem;
 pub mod render;
 
 /// The Quay version deployed when `QUAY_VERSION` is not set.

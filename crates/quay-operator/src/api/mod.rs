@@ -6,6 +6,7 @@
 
 mod component;
 mod external;
+pub mod quayecosystem;
 
 pub use component::{ComponentKind, ParseComponentKindError};
 pub use external::*;

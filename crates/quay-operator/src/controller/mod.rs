@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod context;
 pub mod diff;
+pub mod ecosystem;
 pub mod kinds;
 pub mod leader;
 pub mod metrics;

@@ -109,6 +109,13 @@ pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()>
     };
     let all_namespaces = options.namespaces.is_empty();
     let mut capabilities = discover_all(&client, &options).await?;
+    // QuayEcosystem migrations: a controller of their own, running while the legacy CRD is served.
+    let ecosystems = super::ecosystem::run_when_installed(
+        client.clone(),
+        options.namespaces.clone(),
+        options.settings.clone(),
+    );
+    tokio::pin!(ecosystems);
     loop {
         let controllers = future::join_all(scopes.iter().cloned().map(|scope| {
             run_scope(
@@ -125,6 +132,7 @@ pub async fn run(client: Client, options: RunOptions) -> anyhow_like::Result<()>
         tokio::select! {
             _ = controllers => return Ok(()),
             result = &mut http => { result?; return Ok(()); }
+            _ = &mut ecosystems => return Ok(()),
             new = changed => {
                 capabilities = new;
                 info!("cluster capabilities changed: restarting the controllers");
