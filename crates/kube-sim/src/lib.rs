@@ -12,13 +12,17 @@
 //! - [`faults`], [`metrics`], [`errors`]: fault injection, request counters, Status bodies
 //! - [`validation`]: OpenAPI schema validation of custom resources
 //! - [`sim`]: the handle tests use
+//! - [`gateway_api`], [`cert_manager`]: those projects' CRDs, and a simulated cert-manager issuer
 
+pub mod authz;
+pub mod cert_manager;
 pub mod controllers;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
+pub mod gateway_api;
 pub mod gc;
 pub mod handlers;
 pub mod metrics;

@@ -291,6 +291,17 @@ pub fn builtins() -> Vec<ResourceDef> {
             None,
         ),
         def(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            true,
+            &["ing"],
+            true,
+            Spec,
+        ),
+        def(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",

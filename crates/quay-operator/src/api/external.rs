@@ -1,5 +1,6 @@
 //! Types of other projects' APIs the operator renders or reads (OpenShift Route and APIServer, ObjectBucketClaim,
-//! Prometheus operator). Only the fields the operator uses are typed; these CRDs are installed by their owners.
+//! Prometheus operator, Gateway API HTTPRoute, cert-manager Certificate). Only the fields the operator uses are
+//! typed; these CRDs are installed by their owners.
 
 use std::collections::BTreeMap;
 
@@ -175,4 +176,119 @@ pub struct CustomTlsProfile {
     pub ciphers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_tls_version: Option<String>,
+}
+
+/// Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`): only the fields the operator renders and reads.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "HTTPRoute",
+    plural = "httproutes",
+    namespaced,
+    status = "HTTPRouteStatus",
+    derive = "PartialEq",
+    derive = "Default"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_refs: Vec<GatewayParentReference>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<HTTPRouteRule>,
+}
+
+/// A Gateway (listener) an HTTPRoute attaches to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayParentReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteRule {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_refs: Vec<HTTPBackendRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<HTTPRouteTimeouts>,
+}
+
+/// A Service port traffic goes to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPBackendRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteTimeouts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteStatus {
+    /// Per parent Gateway: its controller and conditions (`Accepted`, `ResolvedRefs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<Value>,
+}
+
+/// cert-manager Certificate (`cert-manager.io/v1`): only the fields the operator renders and reads.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "cert-manager.io",
+    version = "v1",
+    kind = "Certificate",
+    namespaced,
+    status = "CertificateStatus",
+    derive = "PartialEq",
+    derive = "Default"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateSpec {
+    /// The `kubernetes.io/tls` Secret cert-manager writes the key pair into.
+    pub secret_name: String,
+    pub dns_names: Vec<String>,
+    pub issuer_ref: CertificateIssuerRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<CertificatePrivateKey>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct CertificateIssuerRef {
+    pub name: String,
+    /// `Issuer` (same namespace) or `ClusterIssuer`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificatePrivateKey {
+    /// `Always`: every renewal gets a new key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_policy: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Value>,
 }

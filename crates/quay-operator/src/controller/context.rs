@@ -24,6 +24,12 @@ pub struct Capabilities {
     pub apiserver_config: bool,
     /// The router's ingress domain, discovered with a probe Route.
     pub cluster_hostname: Option<String>,
+    /// Ingress is served and there is no Route API: a managed route is exposed with an Ingress.
+    pub ingresses: bool,
+    /// Gateway API HTTPRoute is served and there is no Route API.
+    pub gateway_api: bool,
+    /// cert-manager's Certificate API is served.
+    pub cert_manager: bool,
 }
 
 impl Capabilities {
@@ -32,6 +38,9 @@ impl Capabilities {
             Capability::Routes => self.routes,
             Capability::ObjectBucketClaims => self.object_bucket_claims,
             Capability::Monitoring => self.monitoring,
+            Capability::Ingresses => self.ingresses,
+            Capability::GatewayApi => self.gateway_api,
+            Capability::CertManager => self.cert_manager,
         }
     }
 }

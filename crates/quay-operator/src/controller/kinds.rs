@@ -3,13 +3,16 @@
 use kube::Resource;
 use kube::api::ApiResource;
 
-use crate::api::{ObjectBucketClaim, PrometheusRule, Route, ServiceMonitor};
+use crate::api::{
+    Certificate, HTTPRoute, ObjectBucketClaim, PrometheusRule, Route, ServiceMonitor,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
 /// An API group that is only there on some clusters.
@@ -18,6 +21,12 @@ pub enum Capability {
     Routes,
     ObjectBucketClaims,
     Monitoring,
+    /// `networking.k8s.io/v1` Ingress where there is no Route API (plain Kubernetes exposure).
+    Ingresses,
+    /// Gateway API HTTPRoute where there is no Route API.
+    GatewayApi,
+    /// cert-manager Certificate.
+    CertManager,
 }
 
 /// One kind of owned object.
@@ -51,6 +60,9 @@ pub fn owned_kinds() -> Vec<OwnedKind> {
         kind::<ObjectBucketClaim>(Some(Capability::ObjectBucketClaims)),
         kind::<ServiceMonitor>(Some(Capability::Monitoring)),
         kind::<PrometheusRule>(Some(Capability::Monitoring)),
+        kind::<Ingress>(Some(Capability::Ingresses)),
+        kind::<HTTPRoute>(Some(Capability::GatewayApi)),
+        kind::<Certificate>(Some(Capability::CertManager)),
     ]
 }
 

@@ -439,6 +439,8 @@ async fn cluster_facts(
         object_bucket_claims: caps.object_bucket_claims,
         monitoring: caps.monitoring && ctx.all_namespaces,
         quay_version: None,
+        gateway_api: caps.gateway_api,
+        cert_manager: caps.cert_manager,
         ..Default::default()
     };
     let components = effective_components(registry, bundle, &facts);
@@ -610,6 +612,10 @@ async fn apply_all(
     if managed(ComponentKind::ObjectStorage) && cluster.object_bucket.is_none() {
         waiting.push("ObjectStorage");
     }
+    // A cert-manager certificate not issued yet: Quay waits for it (render/certificate.rs).
+    if crate::render::certificate::pending(registry, cluster).is_some() {
+        waiting.push("Certificate");
+    }
 
     // Quay's config rendered before the bucket is bound has empty storage settings: hold it back with the
     // workloads instead of applying it and replacing it moments later.
@@ -619,6 +625,11 @@ async fn apply_all(
             continue;
         }
         if waiting.contains(&"ObjectStorage") && object.name().starts_with(&config_secret_prefix) {
+            continue;
+        }
+        if waiting.contains(&"Certificate")
+            && crate::render::certificate::held_while_pending(object, &name)
+        {
             continue;
         }
         apply_one(ctx, object).await?;
@@ -770,7 +781,9 @@ fn observed(
         }
         (None, _) => TlsObservation::BundleMissing,
         (Some(_), Some(secret_ref)) => {
-            TlsObservation::External(external_tls_state(cluster, &secret_ref.name))
+            TlsObservation::External(external_tls_state(cluster, &secret_ref.name).map_err(|e| {
+                crate::render::certificate::pending_message(registry, cluster).unwrap_or(e)
+            }))
         }
         (Some(b), None) => TlsObservation::Bundle {
             has_cert: b.contains(SSL_CERT),
@@ -796,6 +809,9 @@ fn observed(
             .map(|s| (s.name_any(), s.metadata))
             .collect(),
         tls,
+        plain_exposure: !ctx.capabilities.routes,
+        ingresses: ctx.cached_for_registry(&namespace, &name),
+        http_routes: ctx.cached_for_registry(&namespace, &name),
     }
 }
 

@@ -41,6 +41,9 @@ pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
             "objectbucket.io",
             "monitoring.coreos.com",
             "config.openshift.io",
+            "networking.k8s.io",
+            "gateway.networking.k8s.io",
+            "cert-manager.io",
         ])
         .run()
         .await?;
@@ -64,21 +67,28 @@ pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
     } else {
         false
     };
+    let routes = has("route.openshift.io", "Route");
     Ok(Capabilities {
-        routes: has("route.openshift.io", "Route"),
+        routes,
         object_bucket_claims: has("objectbucket.io", "ObjectBucketClaim"),
         monitoring: monitoring_apis && dashboards_namespace,
         apiserver_config: has("config.openshift.io", "APIServer"),
         cluster_hostname: None,
+        // Where Routes exist they expose Quay; Ingress and HTTPRoute are only watched where they do not.
+        ingresses: !routes && has("networking.k8s.io", "Ingress"),
+        gateway_api: !routes && has("gateway.networking.k8s.io", "HTTPRoute"),
+        cert_manager: has("cert-manager.io", "Certificate"),
     })
 }
 
 /// API groups whose presence decides what the operator renders and watches.
-pub const CAPABILITY_GROUPS: [&str; 4] = [
+pub const CAPABILITY_GROUPS: [&str; 6] = [
     "route.openshift.io",
     "objectbucket.io",
     "monitoring.coreos.com",
     "config.openshift.io",
+    "gateway.networking.k8s.io",
+    "cert-manager.io",
 ];
 
 /// Discovery plus, when Routes are served, the router's domain.
@@ -203,7 +213,10 @@ async fn capabilities_changed(
                 if now.routes != current.routes
                     || now.object_bucket_claims != current.object_bucket_claims
                     || now.monitoring != current.monitoring
-                    || now.apiserver_config != current.apiserver_config =>
+                    || now.apiserver_config != current.apiserver_config
+                    || now.ingresses != current.ingresses
+                    || now.gateway_api != current.gateway_api
+                    || now.cert_manager != current.cert_manager =>
             {
                 match discover_all(client, options).await {
                     Ok(capabilities) => return capabilities,

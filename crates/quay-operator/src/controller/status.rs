@@ -71,6 +71,10 @@ pub struct Observed {
     pub service_monitors: BTreeMap<String, ObjectMeta>,
     pub prometheus_rules: BTreeMap<String, ObjectMeta>,
     pub tls: TlsObservation,
+    /// No Route API: a managed route is the Ingresses or HTTPRoute below.
+    pub plain_exposure: bool,
+    pub ingresses: Vec<k8s_openapi::api::networking::v1::Ingress>,
+    pub http_routes: Vec<crate::api::HTTPRoute>,
 }
 
 /// Everything [`component_conditions`] needs besides the observation.
@@ -261,6 +265,9 @@ fn route(input: &StatusInput<'_>, observed: &Observed) -> ConditionState {
         return not_managed(kind, "Route is");
     }
     let t = kind.condition_type();
+    if observed.plain_exposure {
+        return plain_exposure(input, observed);
+    }
     let Some(route) = observed.routes.iter().find(|r| input.owns(&r.metadata)) else {
         return ConditionState::new(t, false, REASON_NOT_READY, "Route not found");
     };
@@ -282,6 +289,47 @@ fn route(input: &StatusInput<'_>, observed: &Observed) -> ConditionState {
         return ConditionState::new(t, false, REASON_NOT_READY, "Route not fully admitted");
     }
     ConditionState::new(t, true, REASON_READY, "Route admitted")
+}
+
+/// A managed route where there is no Route API: the HTTPRoute (ready unless its Gateway refused it) or the
+/// Ingress (ready once it exists: many ingress controllers never write its status).
+fn plain_exposure(input: &StatusInput<'_>, observed: &Observed) -> ConditionState {
+    let t = ComponentKind::Route.condition_type();
+    let name = input.object("quay");
+    if let Some(route) = observed
+        .http_routes
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(&name) && input.owns(&r.metadata))
+    {
+        let refused = route.status.iter().flat_map(|s| &s.parents).find_map(|p| {
+            p["conditions"].as_array()?.iter().find_map(|c| {
+                (c["type"] == "Accepted" && c["status"] == "False")
+                    .then(|| c["message"].as_str().unwrap_or_default().to_owned())
+            })
+        });
+        return match refused {
+            Some(message) => ConditionState::new(
+                t,
+                false,
+                REASON_NOT_READY,
+                format!("HTTPRoute {name} not accepted by its Gateway: {message}"),
+            ),
+            None => ConditionState::new(t, true, REASON_READY, format!("HTTPRoute {name} created")),
+        };
+    }
+    if observed
+        .ingresses
+        .iter()
+        .any(|i| i.metadata.name.as_deref() == Some(&name) && input.owns(&i.metadata))
+    {
+        return ConditionState::new(t, true, REASON_READY, format!("Ingress {name} created"));
+    }
+    ConditionState::new(
+        t,
+        false,
+        REASON_NOT_READY,
+        format!("Ingress or HTTPRoute {name} not found"),
+    )
 }
 
 fn monitoring(input: &StatusInput<'_>, observed: &Observed) -> ConditionState {

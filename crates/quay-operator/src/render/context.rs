@@ -55,6 +55,10 @@ pub struct ClusterFacts {
     pub pvc_sizes: BTreeMap<String, Quantity>,
     /// Managed-database major-version upgrades in progress, as the controller observed them.
     pub postgres_upgrades: Vec<crate::render::postgres_upgrade::PostgresUpgrade>,
+    /// The Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`) is served.
+    pub gateway_api: bool,
+    /// cert-manager's Certificate API (`cert-manager.io/v1`) is served.
+    pub cert_manager: bool,
 }
 
 /// The bucket behind the `<reg>-quay-datastore` ObjectBucketClaim.

@@ -7,10 +7,13 @@
 pub mod context;
 pub mod object;
 
+pub mod certificate;
 mod clair;
 mod clairpostgres;
+mod gateway;
 mod hpa;
 pub mod images;
+mod ingress;
 pub mod meta;
 mod mirror;
 mod monitoring;
@@ -20,7 +23,7 @@ mod postgres;
 pub mod postgres_upgrade;
 mod quay;
 mod redis;
-mod route;
+pub mod route;
 pub mod secrets;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -6,12 +6,15 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::Serialize;
 
-use crate::api::{ObjectBucketClaim, PrometheusRule, Route, ServiceMonitor};
+use crate::api::{
+    Certificate, HTTPRoute, ObjectBucketClaim, PrometheusRule, Route, ServiceMonitor,
+};
 
 /// One object of a render. Typed, so an object kind that is rendered but cannot be applied does not compile.
 /// `Debug` shows only kind, namespace and name: Secrets hold passwords and keys.
@@ -25,6 +28,9 @@ pub enum DesiredObject {
     Role(Role),
     RoleBinding(RoleBinding),
     Route(Route),
+    Ingress(Ingress),
+    HTTPRoute(HTTPRoute),
+    Certificate(Certificate),
     ObjectBucketClaim(ObjectBucketClaim),
     ServiceMonitor(ServiceMonitor),
     PrometheusRule(PrometheusRule),
@@ -44,6 +50,9 @@ macro_rules! each_variant {
             DesiredObject::Role($o) => $body,
             DesiredObject::RoleBinding($o) => $body,
             DesiredObject::Route($o) => $body,
+            DesiredObject::Ingress($o) => $body,
+            DesiredObject::HTTPRoute($o) => $body,
+            DesiredObject::Certificate($o) => $body,
             DesiredObject::ObjectBucketClaim($o) => $body,
             DesiredObject::ServiceMonitor($o) => $body,
             DesiredObject::PrometheusRule($o) => $body,

@@ -44,6 +44,14 @@ pub fn apply(ctx: &RenderContext<'_>, objects: &mut [DesiredObject]) -> Result<(
                     add_labels_and_annotations(&mut r.metadata, o);
                 }
             }
+            // The route component's other exposures (plain Kubernetes, cert-manager).
+            DesiredObject::Ingress(_)
+            | DesiredObject::HTTPRoute(_)
+            | DesiredObject::Certificate(_) => {
+                if let Some(o) = ctx.overrides(ComponentKind::Route) {
+                    add_labels_and_annotations(object.metadata_mut(), o);
+                }
+            }
             _ => {}
         }
     }

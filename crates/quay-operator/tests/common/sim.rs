@@ -86,6 +86,30 @@ impl Cluster {
         }
     }
 
+    /// The platform's cluster with `prepare` run on the simulator before the operator starts (optional APIs
+    /// it should discover at start-up, such as the Gateway API or cert-manager).
+    pub async fn start_prepared(platform: Platform, prepare: impl FnOnce(&Simulator)) -> Cluster {
+        let started = Instant::now();
+        let sim = Simulator::start(platform.options())
+            .await
+            .expect("simulator starts");
+        sim.install_crd(serde_json::to_value(QuayRegistry::crd()).unwrap())
+            .unwrap();
+        prepare(&sim);
+        let client = sim.client();
+        if platform == Platform::OpenShift {
+            create_namespace(&client, GRAFANA_DASHBOARD_NAMESPACE).await;
+        }
+        let operator = start_operator(client.clone(), vec![]);
+        Cluster {
+            sim,
+            client,
+            platform,
+            operator,
+            started,
+        }
+    }
+
     pub fn api(&self, namespace: &str) -> Api<QuayRegistry> {
         Api::namespaced(self.client.clone(), namespace)
     }

@@ -6,6 +6,7 @@
 //! report lists every problem, and checks upstream only logged (capabilities) or never made (certificate expiry,
 //! documented feature rules, live PVC sizes) are reported too.
 
+mod exposure;
 mod features;
 mod inflate;
 mod requirements;
@@ -54,6 +55,7 @@ pub fn validate(input: &RenderInput<'_>) -> ValidationReport {
     requirements::check_buildman_hostname(&facts, &mut report);
     spec::check_monitoring_support(&facts, &mut report);
     spec::check_route_support(&facts, &mut report);
+    exposure::check(&facts, &mut report);
     spec::check_overrides(&facts, &mut report);
     requirements::check_component_config(&facts, &mut report);
     features::check(&facts, &mut report);

@@ -94,13 +94,14 @@ pub(super) fn check_monitoring_support(facts: &Facts<'_>, report: &mut Validatio
     }
 }
 
-/// Managed route and tls need the OpenShift Route API. Upstream only logged this (and retried forever); it is
-/// reported here so the registry's status says why nothing rolls out.
+/// Managed tls needs the OpenShift Route API (the router's wildcard certificate). Upstream only logged this (and
+/// retried forever); it is reported here so the registry's status says why nothing rolls out. A managed route
+/// without the Route API is exposed with an Ingress or HTTPRoute instead (checked in `exposure.rs`).
 pub(super) fn check_route_support(facts: &Facts<'_>, report: &mut ValidationReport) {
     if facts.input.cluster.routes {
         return;
     }
-    for kind in [ComponentKind::Route, ComponentKind::Tls] {
+    for kind in [ComponentKind::Tls] {
         if facts.managed(kind) {
             report.push(Problem::error(
                 Reason::RouteComponentDependencyError,

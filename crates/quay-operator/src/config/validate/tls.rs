@@ -42,6 +42,9 @@ pub(super) fn check_external_secret(facts: &Facts<'_>, report: &mut ValidationRe
     if name.is_empty() {
         return; // reported by the CEL rule
     }
+    if super::exposure::awaiting_certificate(facts) {
+        return; // cert-manager is about to fill it: the registry waits (render/certificate.rs)
+    }
     let secret = facts
         .input
         .cluster
