@@ -208,6 +208,7 @@ pub fn decide(
     let old_server = format!("{registry}-{}", path.old_server);
     let (stage, report) = match observation.job.as_ref().map(|j| &j.state) {
         Some(JobState::Succeeded) => {
+            decision.render = Some(upgrade(UpgradeStage::SwitchOver));
             decision.report = Some((
                 REASON_IN_PROGRESS,
                 format!("upgrading the {what}: Job {job} succeeded, switching to the new version"),
@@ -292,7 +293,17 @@ fn decision_after_upgrade(
     if !leftovers {
         return;
     }
-    if !db.available {
+    if !(db.available && db.observed) {
+        decision.render = Some(PostgresUpgrade {
+            component: path.component,
+            old_image: db.image.clone(),
+            old_claim: observation
+                .old_claim
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            stage: UpgradeStage::SwitchOver,
+        });
         decision.report = Some((
             REASON_IN_PROGRESS,
             format!(
@@ -370,9 +381,20 @@ pub async fn observe(
             .and_then(|l| l.get(crate::api::REGISTRY_LABEL))
             .is_some_and(|r| *r == name)
     };
-    let database_deployment = ctx
+    let mut database_deployment = ctx
         .cached_typed::<Deployment>(&namespace, &object(path.deployment))
         .filter(|d| owned(&d.metadata));
+    if database_deployment
+        .as_ref()
+        .is_some_and(|d| image_of(d).is_none())
+    {
+        // A cache that keeps no container image: the image decides the upgrade, read it.
+        let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+        database_deployment = deployments
+            .get_opt(&object(path.deployment))
+            .await
+            .map_err(api_error("get", "Deployment", &object(path.deployment)))?;
+    }
     let old_server = ctx
         .cached_typed::<Deployment>(&namespace, &object(path.old_server))
         .filter(|d| owned(&d.metadata))
@@ -394,13 +416,7 @@ pub async fn observe(
         let spec_replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let status = d.status.clone().unwrap_or_default();
         LiveDatabase {
-            image: d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.spec.as_ref())
-                .and_then(|p| p.containers.first())
-                .and_then(|c| c.image.clone())
-                .unwrap_or_default(),
+            image: image_of(d).unwrap_or_default(),
             claim: claim_of(d),
             replicas: spec_replicas,
             running: status.replicas.unwrap_or(0),
@@ -439,6 +455,15 @@ pub async fn observe(
         observation.database_pods = Some(count_pods(ctx, &namespace, d).await?);
     }
     Ok(observation)
+}
+
+fn image_of(d: &Deployment) -> Option<String> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.image.clone())
+        .filter(|i| !i.is_empty())
 }
 
 fn claim_of(d: &Deployment) -> Option<String> {
@@ -843,7 +868,7 @@ mod tests {
             state: JobState::Succeeded,
         });
         let d = decide_quay(&o);
-        assert_eq!(d.render, None);
+        assert_eq!(stage(&d), Some(UpgradeStage::SwitchOver));
         assert_eq!(d.report.unwrap().0, REASON_IN_PROGRESS);
         assert_eq!(d.clean_up, None);
     }
@@ -881,6 +906,7 @@ mod tests {
         let mut o = switched();
         o.database.as_mut().unwrap().available = false;
         let waiting = decide_quay(&o);
+        assert_eq!(stage(&waiting), Some(UpgradeStage::SwitchOver));
         assert_eq!(
             waiting.clean_up, None,
             "nothing removed before the new database is up"

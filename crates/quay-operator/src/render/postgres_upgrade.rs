@@ -141,6 +141,9 @@ pub enum UpgradeStage {
     ServeOldData,
     /// The upgrade Job copies the data into the new volume (also while it failed: it is kept for inspection).
     Migrate,
+    /// The Job succeeded: the database is rendered on the new image and volume as usual, its users stay at zero
+    /// until it is available.
+    SwitchOver,
 }
 
 /// The PostgreSQL major version an image is built for, from its repository's last path segment
@@ -171,7 +174,9 @@ pub fn render(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
             };
             let name = d.metadata.name.clone().unwrap_or_default();
             if name == database {
-                hold_on_old_data(d, upgrade);
+                if upgrade.stage != UpgradeStage::SwitchOver {
+                    hold_on_old_data(d, upgrade);
+                }
                 if matches!(
                     upgrade.stage,
                     UpgradeStage::ServeOldData | UpgradeStage::Migrate
@@ -184,6 +189,11 @@ pub fn render(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
             {
                 spec.replicas = Some(0);
             }
+        }
+        if path.component == ComponentKind::Postgres && upgrade.stage != UpgradeStage::Pin {
+            // Quay's schema migration runs on the upgraded database, not on the one being copied.
+            let migration = ctx.object_name("quay-app-upgrade");
+            objects.retain(|o| !(matches!(o, DesiredObject::Job(_)) && o.name() == migration));
         }
         let Some(old_server) = old_server else {
             continue;
@@ -488,6 +498,39 @@ mod tests {
             .unwrap();
         assert_eq!(key.name, "reg-postgres-config-secret");
         assert_eq!(key.key, DATABASE_ROOT_PASSWORD);
+    }
+
+    #[test]
+    fn switch_over_renders_the_new_database_and_keeps_its_users_and_the_migration_waiting() {
+        let mut fixture =
+            upgrading(ComponentKind::Postgres, UpgradeStage::SwitchOver).migration_due();
+        fixture.cluster.postgres_upgrades[0].stage = UpgradeStage::SwitchOver;
+        let rendered = fixture.render();
+        let db = pod(&rendered, "reg-quay-database");
+        assert_eq!(
+            db.containers[0].image.as_deref(),
+            Some(crate::render::images::DEFAULT_POSTGRES_IMAGE)
+        );
+        assert_eq!(claims(&db), ["reg-quay-postgres-13"]);
+        assert_eq!(replicas(&rendered, "reg-quay-database"), Some(1));
+        assert_eq!(replicas(&rendered, "reg-quay-mirror"), Some(0));
+        assert!(
+            !rendered
+                .objects
+                .iter()
+                .any(|o| o.name() == "reg-quay-app-upgrade"
+                    || o.name().starts_with("reg-quay-database-old"))
+        );
+        // Without an upgrade the same registry renders its migration Job.
+        let mut plain = fixture.clone();
+        plain.cluster.postgres_upgrades.clear();
+        assert!(
+            plain
+                .render()
+                .objects
+                .iter()
+                .any(|o| o.name() == "reg-quay-app-upgrade")
+        );
     }
 
     #[test]
