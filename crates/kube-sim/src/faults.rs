@@ -4,7 +4,8 @@
 //! store and on open streams.
 
 use crate::errors::ApiError;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
 /// One injected failure. Verbs are the Kubernetes request verbs: get, list, watch, create,
@@ -80,12 +81,24 @@ impl FaultRule {
 pub struct Faults {
     pub rules: Vec<FaultRule>,
     pub latency: Duration,
+    /// Draws for `probability` rules; seeded ones make a fault schedule repeatable (which requests fire still
+    /// depends on the order the clients send them in).
+    rng: Option<StdRng>,
 }
 
 impl Faults {
+    /// Draw the `probability` of rules from a generator seeded with `seed` instead of the thread's.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = Some(StdRng::seed_from_u64(seed));
+    }
+
     /// First rule that fires for this request (consuming one of its `times`).
     pub fn check(&mut self, verb: &str, resource: &str, namespace: &str) -> Option<FaultRule> {
-        let mut rng = rand::rng();
+        let mut thread_rng = rand::rng();
+        let rng: &mut dyn rand::RngCore = match self.rng.as_mut() {
+            Some(seeded) => seeded,
+            None => &mut thread_rng,
+        };
         let mut fired = None;
         for r in self.rules.iter_mut() {
             if r.verb.as_deref().is_some_and(|v| v != verb) {
