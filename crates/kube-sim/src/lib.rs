@@ -14,6 +14,7 @@
 //! - [`sim`]: the handle tests use
 //! - [`gateway_api`], [`cert_manager`]: those projects' CRDs, and a simulated cert-manager issuer
 
+pub mod authz;
 pub mod cert_manager;
 pub mod controllers;
 pub mod crd;

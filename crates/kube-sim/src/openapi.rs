@@ -41,6 +41,8 @@ fn builtin_schemas() -> &'static HashMap<(&'static str, &'static str), Generated
         m.insert(("autoscaling", "HorizontalPodAutoscaler"), gen_for::<autoscaling::v2::HorizontalPodAutoscaler>());
         m.insert(("rbac.authorization.k8s.io", "Role"), gen_for::<rbac::v1::Role>());
         m.insert(("rbac.authorization.k8s.io", "RoleBinding"), gen_for::<rbac::v1::RoleBinding>());
+        m.insert(("rbac.authorization.k8s.io", "ClusterRole"), gen_for::<rbac::v1::ClusterRole>());
+        m.insert(("rbac.authorization.k8s.io", "ClusterRoleBinding"), gen_for::<rbac::v1::ClusterRoleBinding>());
         m.insert(("coordination.k8s.io", "Lease"), gen_for::<coordination::v1::Lease>());
         m.insert(("storage.k8s.io", "StorageClass"), gen_for::<storage::v1::StorageClass>());
         m.insert(("apiextensions.k8s.io", "CustomResourceDefinition"), gen_for::<CustomResourceDefinition>());

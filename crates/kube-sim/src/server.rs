@@ -28,6 +28,8 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// While true every request is answered 503 (apiserver down during a restart).
     pub unavailable: std::sync::atomic::AtomicBool,
+    /// ServiceAccount tokens whose requests are checked against RBAC (none by default).
+    pub authz: Mutex<crate::authz::Authorization>,
 }
 
 impl Shared {
@@ -218,13 +220,24 @@ pub async fn handle(
                     f.check(verb, &res_label, rr.namespace.as_deref().unwrap_or(""))
                 })
             };
-            let resp = match fault {
-                Some(f) => error_response(&f.error(
+            // Requests made as a ServiceAccount with a registered token are checked against the stored RBAC.
+            let subject = shared
+                .authz
+                .lock()
+                .ok()
+                .and_then(|a| a.subject(req.header("authorization")).cloned());
+            let denied = subject.and_then(|sa| {
+                let st = shared.lock();
+                crate::authz::check(&st, &sa, &rr, verb, &req.body).err()
+            });
+            let resp = match (denied, fault) {
+                (Some(denied), _) => error_response(&denied),
+                (None, Some(f)) => error_response(&f.error(
                     &rr.plural,
                     &rr.group,
                     rr.name.as_deref().unwrap_or(""),
                 )),
-                None => handlers::resource(&shared, &req, &rr, verb).await,
+                (None, None) => handlers::resource(&shared, &req, &rr, verb).await,
             };
             let scope = if rr.name.is_some() {
                 "resource"

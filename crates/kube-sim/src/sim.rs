@@ -91,6 +91,7 @@ impl Simulator {
             drop_watches: drop_tx,
             bookmark_interval: opts.bookmark_interval,
             unavailable: Default::default(),
+            authz: Default::default(),
         });
         let settings: SharedSettings = Arc::new(Mutex::new(opts.controllers.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -154,6 +155,36 @@ impl Simulator {
 
     pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    // ---- authorization (off unless a ServiceAccount token is registered) ----
+
+    /// From now on, requests with `Authorization: Bearer <token>` act as ServiceAccount `namespace/name` and are
+    /// checked against the Roles, ClusterRoles and bindings in the store (403 as kube-apiserver's RBAC when not
+    /// allowed). Other requests stay unrestricted.
+    pub fn add_service_account_token(&self, token: &str, namespace: &str, name: &str) {
+        if let Ok(mut authz) = self.shared.authz.lock() {
+            authz.tokens.insert(
+                token.to_owned(),
+                crate::authz::ServiceAccount {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// A client that sends `token` (see [`Simulator::add_service_account_token`]).
+    pub fn client_with_token(&self, token: &str) -> kube::Client {
+        let mut cfg = kube::Config::new(self.url().parse().expect("url"));
+        cfg.default_namespace = "default".into();
+        cfg.auth_info.token = Some(token.to_owned().into());
+        kube::Client::try_from(cfg).expect("kube client")
+    }
+
+    /// A kubeconfig that sends `token` instead of the unrestricted default one.
+    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
+        kubeconfig_yaml(&self.url()).replace("token: kube-sim", &format!("token: {token}"))
     }
 
     /// Stop serving and end background tasks (open watches are cut).

@@ -52,6 +52,90 @@ pub enum Command {
     /// Show what `run` would change for a registry on a cluster, object by object, without writing
     /// (exit 0: nothing to change, 2: changes pending).
     Diff(crate::controller::commands::DiffArgs),
+    /// Print (or write to a directory) the operator's install manifests for an install mode.
+    Manifests(ManifestsArgs),
+    /// Write the OLM bundle (bundle/ and bundle.Dockerfile) under a directory.
+    Bundle(BundleArgs),
+    /// Print the API calls the operator makes and the RBAC rule count of each install mode.
+    Rbac(RbacArgs),
+}
+
+/// Install modes of `manifests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Watch only the operator's own namespace.
+    Own,
+    /// Watch the namespaces given with --namespaces (one: single namespace).
+    Multi,
+    /// Watch all namespaces.
+    All,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManifestsArgs {
+    #[arg(long, value_enum)]
+    pub mode: ModeArg,
+    /// Watched namespaces of `--mode multi` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Namespace the operator runs in.
+    #[arg(long, default_value = crate::install::DEFAULT_OPERATOR_NAMESPACE)]
+    pub operator_namespace: String,
+    /// The operator image.
+    #[arg(long, default_value = crate::install::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Write `operator.yaml` and `monitoring/servicemonitor.yaml` there instead of printing everything.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BundleArgs {
+    /// The operator image.
+    #[arg(long, default_value = crate::install::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Directory receiving bundle/ and bundle.Dockerfile (the repository root).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub output_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RbacArgs {
+    /// Print the Helm chart's rules template (charts/quay-operator-rs/templates/_rules.tpl) instead.
+    #[arg(long)]
+    pub helm: bool,
+}
+
+impl ManifestsArgs {
+    pub fn install_spec(&self) -> Result<crate::install::InstallSpec, CliError> {
+        use crate::install::InstallMode;
+        let namespaces: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect();
+        let mode = match self.mode {
+            ModeArg::Own | ModeArg::All if !namespaces.is_empty() => {
+                return Err(CliError::Usage(
+                    "--namespaces is only for --mode multi".to_owned(),
+                ));
+            }
+            ModeArg::Own => InstallMode::OwnNamespace,
+            ModeArg::All => InstallMode::AllNamespaces,
+            ModeArg::Multi if namespaces.is_empty() => {
+                return Err(CliError::Usage(
+                    "--mode multi needs --namespaces a,b,...".to_owned(),
+                ));
+            }
+            ModeArg::Multi => InstallMode::MultiNamespace(namespaces),
+        };
+        Ok(crate::install::InstallSpec {
+            mode,
+            operator_namespace: self.operator_namespace.clone(),
+            image: self.image.clone(),
+        })
+    }
 }
 
 /// Files describing one registry.
@@ -105,6 +189,70 @@ pub enum CliError {
     Blocked(RenderError),
     #[error("{0} blocking problem(s) found")]
     Invalid(usize),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes files given relative to `dir`, creating directories.
+fn write_files(dir: &Path, files: &[(String, String)]) -> Result<String, CliError> {
+    let mut written = String::new();
+    for (relative, content) in files {
+        let path = dir.join(relative);
+        let write = || -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, content)
+        };
+        write().map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push_str(&format!("wrote {}\n", path.display()));
+    }
+    Ok(written)
+}
+
+fn manifests_outcome(args: &ManifestsArgs) -> Result<String, CliError> {
+    use crate::install::manifests;
+    let spec = args.install_spec()?;
+    let command = manifests::command_line(&spec);
+    match &args.output_dir {
+        Some(dir) => write_files(dir, &manifests::files(&spec, &command)),
+        None => {
+            let m = manifests::manifests(&spec);
+            let all: Vec<serde_json::Value> = m.operator.into_iter().chain(m.monitoring).collect();
+            Ok(manifests::yaml(&all, &command))
+        }
+    }
+}
+
+fn rbac_text() -> String {
+    use crate::install::{InstallMode, rbac};
+    let mut out = rbac::table_text();
+    let ns = crate::install::DEFAULT_OPERATOR_NAMESPACE;
+    for (name, mode) in [
+        ("own namespace", InstallMode::OwnNamespace),
+        (
+            "multi namespace (2)",
+            InstallMode::MultiNamespace(vec!["a".to_owned(), "b".to_owned()]),
+        ),
+        ("all namespaces", InstallMode::AllNamespaces),
+    ] {
+        let roles = rbac::roles(&mode, ns);
+        out.push_str(&format!(
+            "\n{name}: {} rules in {} Roles/ClusterRoles",
+            rbac::rule_count(&roles),
+            roles.len()
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 /// Everything read from the files of one registry.
@@ -257,6 +405,33 @@ pub fn execute(cli: &Cli, env: impl Fn(&str) -> Option<String>, now: SystemTime)
                 crate::api::quayecosystem::quay_ecosystem_crd_yaml()
             } else {
                 crate::api::crd_yaml()
+            },
+            ..Default::default()
+        },
+        Command::Manifests(args) => match manifests_outcome(args) {
+            Ok(stdout) => Outcome {
+                stdout,
+                ..Default::default()
+            },
+            Err(e) => Outcome::failure(&e),
+        },
+        Command::Bundle(args) => {
+            match write_files(
+                &args.output_dir,
+                &crate::install::bundle::files(&args.image),
+            ) {
+                Ok(stdout) => Outcome {
+                    stdout,
+                    ..Default::default()
+                },
+                Err(e) => Outcome::failure(&e),
+            }
+        }
+        Command::Rbac(args) => Outcome {
+            stdout: if args.helm {
+                crate::install::chart::rules_template()
+            } else {
+                rbac_text()
             },
             ..Default::default()
         },

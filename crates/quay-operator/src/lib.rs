@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod ecosystem;
+pub mod install;
 pub mod render;
 
 /// The Quay version deployed when `QUAY_VERSION` is not set.
