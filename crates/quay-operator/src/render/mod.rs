@@ -77,6 +77,7 @@ pub fn render(input: &RenderInput<'_>) -> Result<Rendered, RenderError> {
     mirror::render(&ctx, &mut objects);
     hpa::render(&ctx, &mut objects);
 
+    workload::restrict_pods(&mut objects);
     overrides::apply(&ctx, &mut objects)?;
     // After the overrides: an upgrade in progress decides the replicas of the databases and their users.
     postgres_upgrade::render(&ctx, &mut objects);

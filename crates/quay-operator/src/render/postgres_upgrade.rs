@@ -320,6 +320,7 @@ fn upgrade_job(ctx: &RenderContext<'_>, path: &UpgradePath, upgrade: &PostgresUp
             c.resources = None;
         }
     }
+    workload::restrict_pod(&mut pod);
     Job {
         metadata,
         spec: Some(JobSpec {

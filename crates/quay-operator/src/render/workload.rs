@@ -8,9 +8,10 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource,
     ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodSpec, PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements,
-    SecretKeySelector, SecretProjection, SecurityContext, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretProjection, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -19,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::context::{IpFamilies, RenderContext};
+use super::object::DesiredObject;
 
 /// Label key of the pod anti-affinity and of every component selector.
 pub const QUAY_COMPONENT: &str = super::meta::QUAY_COMPONENT;
@@ -223,6 +225,50 @@ pub fn quay_security_context() -> SecurityContext {
             add: Some(vec!["NET_BIND_SERVICE".to_owned()]),
         }),
         ..Default::default()
+    }
+}
+
+/// Brings every pod the render produced (Deployments and Jobs) to the Kubernetes Pod Security Standards
+/// "restricted" profile (docs/pod-security.md). Runs before the user's overrides, so a `securityContext`
+/// override still replaces a container's context as upstream documents.
+pub fn restrict_pods(objects: &mut [DesiredObject]) {
+    for object in objects {
+        let pod = match object {
+            DesiredObject::Deployment(d) => d.spec.as_mut().and_then(|s| s.template.spec.as_mut()),
+            DesiredObject::Job(j) => j.spec.as_mut().and_then(|s| s.template.spec.as_mut()),
+            _ => None,
+        };
+        if let Some(pod) = pod {
+            restrict_pod(pod);
+        }
+    }
+}
+
+/// The "restricted" profile for one pod: non-root with the runtime's default seccomp profile at pod level;
+/// in every container (init containers too) no privilege escalation and all capabilities dropped. What a
+/// component already set (Quay's `NET_BIND_SERVICE`) is kept.
+pub fn restrict_pod(pod: &mut PodSpec) {
+    let pod_context = pod
+        .security_context
+        .get_or_insert_with(PodSecurityContext::default);
+    pod_context.run_as_non_root.get_or_insert(true);
+    pod_context
+        .seccomp_profile
+        .get_or_insert_with(|| SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            localhost_profile: None,
+        });
+    let init = pod.init_containers.iter_mut().flatten();
+    for container in pod.containers.iter_mut().chain(init) {
+        let context = container
+            .security_context
+            .get_or_insert_with(SecurityContext::default);
+        context.allow_privilege_escalation.get_or_insert(false);
+        context
+            .capabilities
+            .get_or_insert_with(Capabilities::default)
+            .drop
+            .get_or_insert_with(|| vec!["ALL".to_owned()]);
     }
 }
 
