@@ -51,7 +51,9 @@ impl std::fmt::Debug for ManagedKeys {
 }
 
 /// Alphabet of generated secrets (upstream's: 63 symbols).
-const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-";
+pub const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-";
+/// Length of generated passwords: 43 symbols of 63 carry 257 bits, at least 256 (upstream's 32 carried 191).
+pub const PASSWORD_LENGTH: usize = 43;
 
 impl ManagedKeys {
     /// Reads the keys from the Secret's data (unknown keys are kept).
@@ -137,9 +139,9 @@ impl ManagedKeys {
                 random_string(rng, 80)
             )
         });
-        self.fill("DB_ROOT_PW", || random_string(rng, 32));
+        self.fill("DB_ROOT_PW", || random_string(rng, PASSWORD_LENGTH));
         self.fill("SECURITY_SCANNER_V4_PSK", || {
-            base64::engine::general_purpose::STANDARD.encode(random_string(rng, 32))
+            base64::engine::general_purpose::STANDARD.encode(random_string(rng, PASSWORD_LENGTH))
         });
         self.fill("CLAIR_DB_USER", || "postgres".to_owned());
         self.fill("CLAIR_DB_NAME", || "postgres".to_owned());
@@ -147,7 +149,7 @@ impl ManagedKeys {
             if upgraded_without_clair_creds {
                 "postgres".to_owned()
             } else {
-                random_string(rng, 32)
+                random_string(rng, PASSWORD_LENGTH)
             }
         });
         let clair_password = self.clair_db_password().unwrap_or_default().to_owned();
