@@ -2,10 +2,10 @@
 //! ClusterIssuer CRDs, and an issuer that answers every Certificate the way cert-manager does when its issuer
 //! works: it writes a `kubernetes.io/tls` Secret (`spec.secretName`) holding a real self-signed certificate for
 //! `spec.dnsNames` and its key, and sets the Certificate's `Ready` condition. Issuers are not simulated (any
-//! issuerRef issues). A renewal ([`CertManager::renew`]) writes a new key and certificate into the same Secret.
+//! issuerRef issues); [`IssuerMode`] makes the issuer slow or refuse. A renewal ([`CertManager::renew`]) writes
+//! a new key and certificate into the same Secret.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -39,10 +39,28 @@ pub fn cert_manager_crds() -> Vec<Value> {
     ]
 }
 
-/// The simulated cert-manager: issues Certificates as they are created or changed, unless held.
+/// How the simulated issuer answers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IssuerMode {
+    /// Issue every Certificate (the default).
+    #[default]
+    Issue,
+    /// Do not answer (an issuer that is slow or not yet set up).
+    Hold,
+    /// Refuse: the Certificate gets `Ready=False` with this message and no Secret.
+    Refuse(String),
+}
+
+type SharedMode = Arc<Mutex<IssuerMode>>;
+
+fn mode_of(mode: &SharedMode) -> IssuerMode {
+    mode.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The simulated cert-manager: answers Certificates as they are created or changed, as its mode says.
 pub struct CertManager {
     shared: Weak<Shared>,
-    hold: Arc<AtomicBool>,
+    mode: SharedMode,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -52,17 +70,17 @@ impl Simulator {
         for c in cert_manager_crds() {
             self.install_crd(c)?;
         }
-        let hold = Arc::new(AtomicBool::new(false));
+        let mode = SharedMode::default();
         let shared = Arc::downgrade(self.shared());
         let mut events = self.shared().lock().tx.subscribe();
-        let (task_shared, task_hold) = (shared.clone(), hold.clone());
+        let (task_shared, task_mode) = (shared.clone(), mode.clone());
         let task = tokio::spawn(async move {
             loop {
                 let event = match events.recv().await {
                     Ok(e) => e,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         if let Some(shared) = task_shared.upgrade() {
-                            issue_all(&mut shared.lock(), &task_hold);
+                            issue_all(&mut shared.lock(), &mode_of(&task_mode));
                         }
                         continue;
                     }
@@ -71,31 +89,30 @@ impl Simulator {
                 if event.group != GROUP
                     || event.plural != "certificates"
                     || event.etype == EventType::Deleted
-                    || task_hold.load(Ordering::SeqCst)
                 {
                     continue;
                 }
                 let Some(shared) = task_shared.upgrade() else {
                     return;
                 };
-                issue(
+                answer(
                     &mut shared.lock(),
+                    &mode_of(&task_mode),
                     &event.namespace,
                     &name_of(&event.object),
-                    false,
                 );
             }
         });
-        Ok(CertManager { shared, hold, task })
+        Ok(CertManager { shared, mode, task })
     }
 }
 
 impl CertManager {
-    /// Holds issuance (an issuer that does not answer), or resumes it and issues what is outstanding.
-    pub fn hold(&self, on: bool) {
-        self.hold.store(on, Ordering::SeqCst);
-        if !on && let Some(shared) = self.shared.upgrade() {
-            issue_all(&mut shared.lock(), &self.hold);
+    /// Changes how the issuer answers, and answers every Certificate accordingly.
+    pub fn set_mode(&self, mode: IssuerMode) {
+        *self.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode.clone();
+        if let Some(shared) = self.shared.upgrade() {
+            issue_all(&mut shared.lock(), &mode);
         }
     }
 
@@ -114,10 +131,7 @@ impl Drop for CertManager {
     }
 }
 
-fn issue_all(st: &mut State, hold: &AtomicBool) {
-    if hold.load(Ordering::SeqCst) {
-        return;
-    }
+fn issue_all(st: &mut State, mode: &IssuerMode) {
     let Some(rd) = st.find(GROUP, "certificates") else {
         return;
     };
@@ -127,8 +141,53 @@ fn issue_all(st: &mut State, hold: &AtomicBool) {
         .map(|c| (namespace_of(c), name_of(c)))
         .collect();
     for (ns, name) in all {
-        issue(st, &ns, &name, false);
+        answer(st, mode, &ns, &name);
     }
+}
+
+fn answer(st: &mut State, mode: &IssuerMode, ns: &str, name: &str) {
+    match mode {
+        IssuerMode::Issue => issue(st, ns, name, false),
+        IssuerMode::Hold => {}
+        IssuerMode::Refuse(message) => refuse(st, ns, name, message),
+    }
+}
+
+/// `Ready=False` with the issuer's message, as cert-manager reports a failed issuance.
+fn refuse(st: &mut State, ns: &str, name: &str, message: &str) {
+    let Some(rd) = st.find(GROUP, "certificates") else {
+        return;
+    };
+    let Some(certificate) = st.get_raw(&rd, ns, name) else {
+        return;
+    };
+    let status = json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Failed",
+                                         "message": message, "lastTransitionTime": now_rfc3339()}]});
+    let unchanged = certificate.pointer("/status/conditions/0/message")
+        == status.pointer("/conditions/0/message")
+        && certificate.pointer("/status/conditions/0/status")
+            == status.pointer("/conditions/0/status");
+    if unchanged {
+        return;
+    }
+    write_status(st, ns, name, status);
+}
+
+fn write_status(st: &mut State, ns: &str, name: &str, status: Value) {
+    let Some(rd) = st.find(GROUP, "certificates") else {
+        return;
+    };
+    let opts = WriteOpts {
+        manager: "cert-manager-certificates-readiness".into(),
+        version: "v1".into(),
+        subresource: "status".into(),
+        ..Default::default()
+    };
+    let _ = st.update_with(&rd, ns, name, &opts, Managed::Update, false, |old| {
+        let mut new = old.clone();
+        new["status"] = status;
+        Ok(new)
+    });
 }
 
 /// Issues a Certificate when its Secret is missing, holds no certificate, or was issued for other names; or
@@ -224,23 +283,13 @@ fn issue(st: &mut State, ns: &str, name: &str, renew: bool) {
         .and_then(Value::as_i64)
         .unwrap_or(0)
         + 1;
-    let status_opts = WriteOpts {
-        manager: "cert-manager-certificates-readiness".into(),
-        version: "v1".into(),
-        subresource: "status".into(),
-        ..Default::default()
-    };
-    let now = now_rfc3339();
-    let _ = st.update_with(&rd, ns, name, &status_opts, Managed::Update, false, |old| {
-        let mut new = old.clone();
-        new["status"] = json!({
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
-                            "message": "Certificate is up to date and has not expired",
-                            "lastTransitionTime": now}],
-            "revision": revision,
-        });
-        Ok(new)
+    let status = json!({
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+                        "message": "Certificate is up to date and has not expired",
+                        "lastTransitionTime": now_rfc3339()}],
+        "revision": revision,
     });
+    write_status(st, ns, name, status);
 }
 
 /// A fresh EC P-256 key and a self-signed certificate for `names`, PEM.

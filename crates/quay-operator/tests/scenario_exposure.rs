@@ -9,6 +9,7 @@ mod sim;
 use std::sync::Mutex;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube_sim::cert_manager::IssuerMode;
 use serde_json::{Value, json};
 use sim::{Cluster, Platform, annotation, assert_condition, conditions, template};
 
@@ -242,7 +243,7 @@ async fn cert_manager_fills_the_tls_secret_and_a_renewal_restarts_only_what_serv
     .await;
     let cert_manager = cert_manager.into_inner().unwrap().unwrap();
     // The issuer does not answer at first: the registry must wait for it, not fail.
-    cert_manager.hold(true);
+    cert_manager.set_mode(IssuerMode::Hold);
     cluster.namespace(NS).await;
     let files = bundle_files(&cluster, false, |c| {
         format!("{c}FEATURE_BUILD_SUPPORT: true\nBUILDMAN_HOSTNAME: {BUILDER_HOST}:443\n")
@@ -299,8 +300,26 @@ async fn cert_manager_fills_the_tls_secret_and_a_renewal_restarts_only_what_serv
         .unwrap();
     assert_eq!(ingress["spec"]["tls"][0]["secretName"], "cm-serving-cert");
 
+    // The issuer refuses: status says why, still waiting and not blocked.
+    cert_manager.set_mode(IssuerMode::Refuse(
+        "ClusterIssuer letsencrypt not found".to_owned(),
+    ));
+    let r = cluster
+        .wait(NS, "cm", "the issuer's refusal in status", |r| {
+            conditions(r)
+                .get("ComponentTLSReady")
+                .is_some_and(|c| c.message.ends_with("not found"))
+        })
+        .await;
+    assert_eq!(
+        conditions(&r)["ComponentTLSReady"].message,
+        "Waiting for cert-manager Certificate cm-quay-tls to issue TLS secret \"cm-serving-cert\": \
+         ClusterIssuer letsencrypt not found"
+    );
+    assert_eq!(conditions(&r)["RolloutBlocked"].status, "False");
+
     // The issuer answers: the registry rolls out with the issued certificate.
-    cert_manager.hold(false);
+    cert_manager.set_mode(IssuerMode::Issue);
     let r = cluster.wait_healthy(NS, "cm").await;
     assert_condition(
         &r,

@@ -782,7 +782,12 @@ fn observed(
         (None, _) => TlsObservation::BundleMissing,
         (Some(_), Some(secret_ref)) => {
             TlsObservation::External(external_tls_state(cluster, &secret_ref.name).map_err(|e| {
-                crate::render::certificate::pending_message(registry, cluster).unwrap_or(e)
+                let live = ctx.cached_typed::<crate::api::Certificate>(
+                    &namespace,
+                    &format!("{name}-{}", crate::render::certificate::CERTIFICATE_SUFFIX),
+                );
+                crate::render::certificate::pending_message(registry, cluster, live.as_ref())
+                    .unwrap_or(e)
             }))
         }
         (Some(b), None) => TlsObservation::Bundle {

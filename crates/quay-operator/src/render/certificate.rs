@@ -91,17 +91,34 @@ pub fn pending(registry: &QuayRegistry, cluster: &ClusterFacts) -> Option<String
     Some(format!("{name}-{CERTIFICATE_SUFFIX}"))
 }
 
-/// What status says while [`pending`].
-pub fn pending_message(registry: &QuayRegistry, cluster: &ClusterFacts) -> Option<String> {
+/// What status says while [`pending`], with cert-manager's own reason when the live Certificate reports
+/// `Ready=False` (an issuer that refuses, a failed ACME challenge).
+pub fn pending_message(
+    registry: &QuayRegistry,
+    cluster: &ClusterFacts,
+    live: Option<&Certificate>,
+) -> Option<String> {
     let certificate = pending(registry, cluster)?;
     let secret = registry
         .declared_component(ComponentKind::Tls)
         .and_then(|c| c.secret_ref.as_ref())
         .map(|r| r.name.clone())
         .unwrap_or_default();
-    Some(format!(
+    let mut message = format!(
         "Waiting for cert-manager Certificate {certificate} to issue TLS secret {secret:?}"
-    ))
+    );
+    let not_ready = live
+        .and_then(|c| c.status.as_ref())
+        .into_iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c["type"] == "Ready" && c["status"] == "False")
+        .and_then(|c| c["message"].as_str())
+        .filter(|m| !m.is_empty());
+    if let Some(reason) = not_ready {
+        message.push_str(": ");
+        message.push_str(reason);
+    }
+    Some(message)
 }
 
 /// Objects held back while the certificate is pending: Quay's rendered configuration and TLS Secrets (they
@@ -190,9 +207,25 @@ mod tests {
             Some("reg-quay-tls")
         );
         assert_eq!(
-            pending_message(&f.registry, &f.cluster).as_deref(),
+            pending_message(&f.registry, &f.cluster, None).as_deref(),
             Some(
                 "Waiting for cert-manager Certificate reg-quay-tls to issue TLS secret \"quay-tls\""
+            )
+        );
+        // cert-manager's reason, when the Certificate reports one.
+        let refused: Certificate = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "reg-quay-tls"},
+            "spec": {"secretName": "quay-tls", "dnsNames": [],
+                     "issuerRef": {"name": "acme", "kind": "ClusterIssuer"}},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Failed",
+                                       "message": "issuer acme not found"}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            pending_message(&f.registry, &f.cluster, Some(&refused)).as_deref(),
+            Some(
+                "Waiting for cert-manager Certificate reg-quay-tls to issue TLS secret \"quay-tls\": \
+                 issuer acme not found"
             )
         );
         let config = rendered
