@@ -348,6 +348,8 @@ async fn cert_manager_fills_the_tls_secret_and_a_renewal_restarts_only_what_serv
     .expect("tls hash on quay-app")
     .to_owned();
 
+    let database_pods = template(&cluster.deployment(NS, "cm-quay-database").unwrap()).clone();
+
     // Renewal: a new key and certificate in the same Secret.
     let since = cluster.sim.requests().len();
     cert_manager.renew(NS, "cm-quay-tls");
@@ -389,6 +391,11 @@ async fn cert_manager_fills_the_tls_secret_and_a_renewal_restarts_only_what_serv
             .iter()
             .any(|w| w.contains("/deployments/cm-quay-app")),
         "{writes:#?}"
+    );
+    assert_eq!(
+        template(&cluster.deployment(NS, "cm-quay-database").unwrap()),
+        &database_pods,
+        "the database does not serve the certificate: its pods stay"
     );
     cluster.stop().await;
 }
