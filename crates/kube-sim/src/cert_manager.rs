@@ -299,3 +299,105 @@ fn self_signed(names: &[String]) -> Option<(String, String)> {
     let cert = params.self_signed(&key).ok()?;
     Some((cert.pem(), key.serialize_pem()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sim::Options;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn certificate(name: &str, secret: &str, dns: &[&str]) -> Value {
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+               "metadata": {"name": name, "namespace": "default"},
+               "spec": {"secretName": secret, "dnsNames": dns,
+                        "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}})
+    }
+
+    fn ready(sim: &Simulator, name: &str) -> Option<(String, String)> {
+        let c = sim.get(GROUP, "certificates", "default", name)?;
+        let cond = c.pointer("/status/conditions/0")?;
+        Some((
+            cond["status"].as_str()?.to_owned(),
+            cond["message"].as_str()?.to_owned(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn issues_renews_and_refuses_like_cert_manager() {
+        let sim = Simulator::start(Options::default()).await.unwrap();
+        let cert_manager = sim.install_cert_manager().unwrap();
+        sim.create(certificate(
+            "web",
+            "web-tls",
+            &["a.example.com", "b.example.com"],
+        ))
+        .unwrap();
+        assert!(
+            sim.wait_until(WAIT, || ready(&sim, "web")
+                .is_some_and(|(s, _)| s == "True"))
+                .await
+        );
+        let secret = sim.get("", "secrets", "default", "web-tls").unwrap();
+        assert_eq!(secret["type"], "kubernetes.io/tls");
+        assert_eq!(
+            secret["metadata"]["annotations"][ALT_NAMES],
+            "a.example.com,b.example.com"
+        );
+        let decode = |s: &Value, key: &str| {
+            let b64 = s["data"][key].as_str().unwrap().to_owned();
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert!(decode(&secret, "tls.crt").starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(decode(&secret, "tls.key").contains("PRIVATE KEY"));
+
+        // A label someone else put on the Secret survives a renewal; the key pair is new.
+        let rd = sim.shared().lock().find("", "secrets").unwrap();
+        let opts = WriteOpts {
+            manager: "someone".into(),
+            version: "v1".into(),
+            ..Default::default()
+        };
+        sim.shared()
+            .lock()
+            .update_with(
+                &rd,
+                "default",
+                "web-tls",
+                &opts,
+                Managed::Update,
+                false,
+                |old| {
+                    let mut new = old.clone();
+                    new["metadata"]["labels"] = json!({"watched": "true"});
+                    Ok(new)
+                },
+            )
+            .unwrap();
+        cert_manager.renew("default", "web");
+        let renewed = sim.get("", "secrets", "default", "web-tls").unwrap();
+        assert_ne!(decode(&renewed, "tls.key"), decode(&secret, "tls.key"));
+        assert_ne!(decode(&renewed, "tls.crt"), decode(&secret, "tls.crt"));
+        assert_eq!(renewed["metadata"]["labels"]["watched"], "true");
+
+        // A refusing issuer: Ready=False with its message, no Secret.
+        cert_manager.set_mode(IssuerMode::Refuse("issuer ca not found".into()));
+        sim.create(certificate("other", "other-tls", &["c.example.com"]))
+            .unwrap();
+        assert!(
+            sim.wait_until(WAIT, || ready(&sim, "other")
+                == Some(("False".into(), "issuer ca not found".into())))
+                .await
+        );
+        assert!(sim.get("", "secrets", "default", "other-tls").is_none());
+        cert_manager.set_mode(IssuerMode::Issue);
+        assert!(sim.get("", "secrets", "default", "other-tls").is_some());
+    }
+}
