@@ -91,6 +91,24 @@ pub fn needs_apply(desired: &Value, live: Option<&Value>) -> bool {
     !is_subset(desired, live)
 }
 
+/// Whether `live_annotations` carry the hash `desired` is stamped with.
+pub fn same_applied_hash(
+    desired: &Value,
+    live_annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    let desired_hash = desired
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            escape(APPLIED_HASH_ANNOTATION)
+        ))
+        .and_then(Value::as_str);
+    desired_hash.is_some()
+        && desired_hash
+            == live_annotations
+                .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
+                .map(String::as_str)
+}
+
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }

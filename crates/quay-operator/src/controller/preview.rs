@@ -70,6 +70,7 @@ pub async fn diff(args: &DiffArgs) -> Result<usize, BoxError> {
         caches_waited: Default::default(),
         metrics: Arc::new(Metrics::default()),
         written_status: Default::default(),
+        verified_content: Default::default(),
     };
 
     let plan = plan(&registry, &ctx, Mode::Preview).await?;

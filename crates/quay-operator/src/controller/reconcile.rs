@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::context::Context;
-use super::diff::{needs_apply, stamp_hash};
+use super::diff::stamp_hash;
 use super::status::{
     ConditionState, Observed, StatusInput, TlsObservation, component_conditions, merge_conditions,
 };
@@ -661,11 +661,12 @@ async fn apply_one(ctx: &Context, object: &DesiredObject) -> Result<(), Error> {
     let mut desired = object.to_json();
     stamp_hash(&mut desired);
     let live = ctx.cached(&ar, &namespace, &name);
-    let live_json = live
-        .as_ref()
-        .map(|l| serde_json::to_value(l.as_ref()).unwrap_or(Value::Null));
     let labels = super::metrics::KindLabels { kind: kind.clone() };
-    if !needs_apply(&desired, live_json.as_ref()) {
+    let needed = ctx
+        .needs_apply(&ar, &desired, live.as_deref())
+        .await
+        .map_err(api_err("get", &kind, &name))?;
+    if !needed {
         ctx.metrics.applies_skipped.get_or_create(&labels).inc();
         return Ok(());
     }

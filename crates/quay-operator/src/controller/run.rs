@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use prometheus_client::registry::Registry;
 use tracing::{error, info};
 
-use super::context::{Capabilities, Context};
+use super::context::{Capabilities, Context, slim_for_cache};
 use super::kinds::{OwnedKind, key, owned_kinds};
 use super::metrics::Metrics;
 use super::reconcile::{CONFIG_BUNDLE_LABEL, Error, error_backoff, reconcile};
@@ -281,20 +281,30 @@ async fn run_scope(
     )
     .touched_objects()
     .predicate_filter(predicates::resource_version, unseen_versions());
-    let mut controller = Controller::for_stream(registry_stream, registry_reader);
+    // Reconciles in flight at once: each holds a render and its requests, so this bounds the operator's peak
+    // memory when many registries change together; more would not go faster (the work is CPU and API-bound).
+    let mut controller = Controller::for_stream(registry_stream, registry_reader).with_config(
+        kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+    );
     let mut stores = HashMap::new();
     let owned_config = watcher::Config::default().labels(REGISTRY_LABEL);
     for kind in &kinds {
         let api = dynamic_api_for(&client, &scope, &kind.resource);
         let writer = reflector::store::Writer::new(kind.resource.clone());
         let reader = writer.as_reader();
-        stores.insert(key(&kind.resource), reader);
-        // Watch only objects carrying the registry label: memory follows what the operator owns.
+        stores.insert(key(&kind.resource), reader.clone());
+        // Watch only objects carrying the registry label: memory follows what the operator owns. The cache
+        // keeps a slim form of each (context::slim_for_cache), made from the previous one and the new object.
+        let resource = kind.resource.clone();
+        let slim = move |object: &mut DynamicObject| {
+            let previous = reader.get(&ObjectRef::from_obj_with(object, resource.clone()));
+            slim_for_cache(object, &resource.kind, previous.as_deref());
+        };
         let stream = reflector::reflector(
             writer,
             watcher(api, owned_config.clone())
                 .default_backoff()
-                .modify(drop_managed_fields),
+                .modify(slim),
         )
         .touched_objects()
         .predicate_filter(predicates::resource_version, unseen_versions());
@@ -373,6 +383,7 @@ async fn run_scope(
         caches_waited: Default::default(),
         metrics,
         written_status: Default::default(),
+        verified_content: Default::default(),
     });
     controller
         .shutdown_on_signal()
@@ -386,6 +397,9 @@ async fn run_scope(
         })
         .await;
 }
+
+/// How many registries are reconciled at the same time.
+const RECONCILE_CONCURRENCY: u16 = 8;
 
 /// Remembers the resourceVersions seen per object for a day (kube's default, an hour, would let a re-list after
 /// an hour of quiet reconcile everything again). Bounded by the number of objects the operator watches.
