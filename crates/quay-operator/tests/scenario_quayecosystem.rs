@@ -66,8 +66,12 @@ fn supported_spec() -> Value {
 /// What the legacy operator left running: its config Secret, the database credentials, the database Deployment
 /// and volume.
 async fn legacy_deployment(cluster: &Cluster) {
+    legacy_deployment_with_config(cluster, &legacy_config()).await;
+}
+
+async fn legacy_deployment_with_config(cluster: &Cluster, config: &str) {
     let mut files = kubernetes_bundle();
-    files.insert("config.yaml".into(), legacy_config());
+    files.insert("config.yaml".into(), config.to_owned());
     let data: Vec<(&str, &str)> = files
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -540,5 +544,162 @@ async fn managed_keys_and_database_password_of_the_migrated_registry_survive_an_
         1
     );
     operator.abort();
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn config_the_registry_would_refuse_is_reported_first_and_migrated_once_fixed() {
+    let cluster = start().await;
+    // The legacy config lost its storage settings: the QuayRegistry could not roll out with it.
+    let broken: String = legacy_config()
+        .lines()
+        .take_while(|l| !l.starts_with("DISTRIBUTED_STORAGE_CONFIG"))
+        .chain(std::iter::once("FEATURE_USER_INITIALIZE: true"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    legacy_deployment_with_config(&cluster, &broken).await;
+    create_ecosystem(&cluster, supported_spec()).await;
+
+    let eco = cluster
+        .wait_object(
+            "redhatcop.redhat.io",
+            "quayecosystems",
+            NS,
+            NAME,
+            "a failure condition",
+            |e| e.is_some_and(|e| !e["status"]["conditions"].is_null()),
+        )
+        .await
+        .unwrap();
+    let condition = &eco["status"]["conditions"][0];
+    assert_eq!(condition["type"], "QuayEcosystemConfigMigrationFailure");
+    assert_eq!(condition["reason"], "ConfigBundleSecretInvalid");
+    let message = condition["message"].as_str().unwrap();
+    assert!(
+        message.contains("the QuayRegistry would not roll out"),
+        "{message}"
+    );
+    // Nothing was written: not even the legacy database was restarted.
+    assert!(
+        get(
+            &cluster,
+            "",
+            "secrets",
+            &format!("{NAME}-config-bundle-migrated")
+        )
+        .is_none()
+    );
+    assert!(
+        get(
+            &cluster,
+            "batch",
+            "jobs",
+            &format!("{NAME}-quay-postgres-migration")
+        )
+        .is_none()
+    );
+    let old_db = cluster
+        .deployment(NS, &format!("{NAME}-quay-postgresql"))
+        .unwrap();
+    assert!(
+        old_db["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["name"] != "POSTGRESQL_ADMIN_PASSWORD")
+    );
+
+    // Fixed, and the QuayEcosystem touched (otherwise it is looked at again within a minute).
+    legacy_deployment(&cluster).await;
+    let api: Api<QuayEcosystem> = Api::namespaced(cluster.client.clone(), NS);
+    api.patch(
+        NAME,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {"fixed": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    wait_migrated(&cluster).await;
+    cluster.wait_healthy(NS, NAME).await;
+    // The failure condition goes once the migration is done.
+    cluster
+        .wait_object(
+            "redhatcop.redhat.io",
+            "quayecosystems",
+            NS,
+            NAME,
+            "conditions cleared",
+            |e| {
+                e.is_some_and(|e| {
+                    e["status"]["conditions"]
+                        .as_array()
+                        .is_none_or(|c| c.is_empty())
+                })
+            },
+        )
+        .await;
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn failed_copy_is_reported_creates_no_registry_and_runs_again_once_the_job_is_deleted() {
+    let cluster = start().await;
+    legacy_deployment(&cluster).await;
+    cluster.sim.set_controller_mode(Controller::Job, Mode::Fail);
+    create_ecosystem(&cluster, supported_spec()).await;
+
+    let eco = cluster
+        .wait_object(
+            "redhatcop.redhat.io",
+            "quayecosystems",
+            NS,
+            NAME,
+            "a failure condition",
+            |e| e.is_some_and(|e| !e["status"]["conditions"].is_null()),
+        )
+        .await
+        .unwrap();
+    let condition = &eco["status"]["conditions"][0];
+    assert_eq!(condition["type"], "QuayEcosystemComponentMigrationFailure");
+    assert_eq!(condition["reason"], "ComponentUnsupported");
+    let message = condition["message"].as_str().unwrap();
+    assert!(
+        message.contains("database migration failed")
+            && message.contains("Job has reached the specified backoff limit"),
+        "{message}"
+    );
+    assert!(get(&cluster, "quay.redhat.com", "quayregistries", NAME).is_none());
+    assert!(
+        cluster
+            .deployment(NS, &format!("{NAME}-quay-database"))
+            .is_none()
+    );
+    // The failed Job is kept for its logs.
+    let job_name = format!("{NAME}-quay-postgres-migration");
+    assert!(get(&cluster, "batch", "jobs", &job_name).is_some());
+
+    // The admin fixed the cause and deletes the Job: the copy runs again and the migration completes.
+    cluster
+        .sim
+        .set_controller_mode(Controller::Job, Mode::Succeed);
+    cluster.delete("batch", "v1", "Job", NS, &job_name).await;
+    wait_migrated(&cluster).await;
+    cluster.wait_healthy(NS, NAME).await;
+    cluster
+        .wait_object(
+            "redhatcop.redhat.io",
+            "quayecosystems",
+            NS,
+            NAME,
+            "conditions cleared",
+            |e| {
+                e.is_some_and(|e| {
+                    e["status"]["conditions"]
+                        .as_array()
+                        .is_none_or(|c| c.is_empty())
+                })
+            },
+        )
+        .await;
     cluster.stop().await;
 }

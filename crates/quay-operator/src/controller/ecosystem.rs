@@ -4,8 +4,9 @@
 //!
 //! Every step is decided from what the cluster shows, so an operator restarted at any point resumes:
 //!
-//! 1. checks (nothing written): the mapping ([`crate::ecosystem::plan_migration`]), the legacy database
-//!    credentials, and that the names the migration creates are free or already the migration's own;
+//! 1. checks (nothing written): the mapping ([`crate::ecosystem::plan_migration`]), the planned QuayRegistry's
+//!    validation, the legacy database credentials, and that the names the migration creates are free or already
+//!    the migration's own;
 //! 2. the config bundle Secret `<name>-config-bundle-migrated` (created once, never overwritten);
 //! 3. managed database only: the legacy database Deployment gets the admin password and Recreate, its rollout is
 //!    awaited, the new volume `<name>-quay-postgres-13` is created, and the copy Job is run and awaited (watched);
@@ -36,6 +37,7 @@ use crate::api::quayecosystem::{
     MIGRATE_LABEL, MIGRATED_FROM_ANNOTATION, MIGRATION_COMPLETE_LABEL, QUAY_ECOSYSTEM_CRD_NAME,
     QuayEcosystem, QuayEcosystemCondition,
 };
+use crate::ecosystem::check::check_registry;
 use crate::ecosystem::conditions::{Failure, with_failures, without_failures};
 use crate::ecosystem::mapping::credentials_secret_name;
 use crate::ecosystem::objects::{self, JobOutcome};
@@ -44,7 +46,7 @@ use crate::ecosystem::{
     database_credentials, migration_job_name, new_database_pvc_name, old_database_name,
     plan_migration,
 };
-use crate::render::OperatorSettings;
+use crate::render::{ClusterFacts, OperatorSettings};
 
 /// How often a QuayEcosystem whose input is refused is looked at again (the old config Secret and credentials
 /// carry no label a watch could select them by).
@@ -340,6 +342,11 @@ async fn migrate(eco: &QuayEcosystem, ctx: &Context) -> Result<Step, Error> {
         Ok(plan) => plan,
         Err(problems) => return Ok(refused(problems)),
     };
+    let cluster = cluster_facts(client).await?;
+    let problems = check_registry(&plan, &cluster, &ctx.settings, std::time::SystemTime::now());
+    if !problems.is_empty() {
+        return Ok(refused(problems));
+    }
     let registry =
         registries
             .get_opt(&name)
@@ -457,10 +464,15 @@ async fn migrate(eco: &QuayEcosystem, ctx: &Context) -> Result<Step, Error> {
                 return Ok(Step::Waiting);
             }
             Some(JobOutcome::Running) => return Ok(Step::Waiting),
+            // Upstream reported a failed copy as a component failure too.
             Some(JobOutcome::Failed(message)) => {
-                return Ok(creation_error(format!(
-                    "copying the legacy database failed (Job `{job_name}`: {message}); the legacy database is unchanged and no QuayRegistry was created; delete the Job to try again"
-                )));
+                return Ok(Step::Failed(vec![Failure {
+                    type_: ConditionType::ComponentMigrationFailure,
+                    reason: FailureReason::ComponentUnsupported,
+                    message: format!(
+                        "database migration failed (Job `{job_name}`: {message}); the legacy database is unchanged and no QuayRegistry was created; delete the Job to try again"
+                    ),
+                }]));
             }
             Some(JobOutcome::Succeeded) => {}
         }
@@ -483,6 +495,19 @@ async fn migrate(eco: &QuayEcosystem, ctx: &Context) -> Result<Step, Error> {
     }
     log_plan(&plan);
     Ok(Step::Done)
+}
+
+/// What the planned QuayRegistry is validated against: whether Routes are served. The rest (bucket claims,
+/// monitoring) only concerns components the migration leaves unmanaged or defaulted.
+async fn cluster_facts(client: &Client) -> Result<ClusterFacts, Error> {
+    let groups = client
+        .list_api_groups()
+        .await
+        .map_err(api_err("list", "APIGroup", "*"))?;
+    Ok(ClusterFacts {
+        routes: groups.groups.iter().any(|g| g.name == "route.openshift.io"),
+        ..Default::default()
+    })
 }
 
 fn api_message(e: &kube::Error) -> String {

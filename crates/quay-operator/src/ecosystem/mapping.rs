@@ -62,6 +62,8 @@ pub enum Unsupported {
         "cannot migrate external access through a Route with TLS termination `{termination}`: only passthrough Routes are migrated automatically"
     )]
     RouteTermination { termination: String },
+    #[error("the QuayRegistry would not roll out: {path}: {message}")]
+    RegistryInvalid { path: String, message: String },
     #[error("database credentials Secret `{secret}` not found")]
     CredentialsSecretMissing { secret: String },
     #[error("database credentials Secret `{secret}` has no `{key}`")]
@@ -74,7 +76,8 @@ impl Unsupported {
         let (type_, reason) = match self {
             Unsupported::ConfigSecretMissing { .. }
             | Unsupported::ConfigYamlMissing { .. }
-            | Unsupported::ConfigYamlInvalid { .. } => (
+            | Unsupported::ConfigYamlInvalid { .. }
+            | Unsupported::RegistryInvalid { .. } => (
                 ConditionType::ConfigMigrationFailure,
                 FailureReason::ConfigBundleSecretInvalid,
             ),

@@ -3,9 +3,11 @@
 //! migrated. No API calls here; `controller::ecosystem` observes the cluster and applies what this decides.
 //!
 //! - [`mapping`]: QuayEcosystem + old config Secret → [`MigrationPlan`] or a list of [`Unsupported`] problems.
+//! - [`check`]: the planned QuayRegistry validated like any other, before anything is written.
 //! - [`objects`]: the objects the migration creates or changes, built from a plan.
 //! - [`conditions`]: the failure conditions written on the QuayEcosystem (types and reasons of upstream).
 
+pub mod check;
 pub mod conditions;
 pub mod mapping;
 pub mod objects;
