@@ -478,11 +478,12 @@ async fn cluster_facts(
         }
     }
 
-    // The external TLS Secret named by the tls component.
+    // The external TLS Secret named by the tls component (an empty name is reported by validation).
     if let Some(secret_ref) = components
         .iter()
         .find(|c| c.kind == ComponentKind::Tls)
         .and_then(|c| c.secret_ref.clone())
+        .filter(|r| !r.name.is_empty())
     {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
         if let Some(secret) = secrets.get_opt(&secret_ref.name).await.map_err(api_err(

@@ -242,4 +242,19 @@ mod tests {
         assert_eq!(pending(&f.registry, &f.cluster), None);
         assert!(f.try_render().is_err());
     }
+
+    #[test]
+    fn on_openshift_the_routes_pass_the_coming_certificate_through() {
+        let mut f = fixture(false);
+        f.cluster.routes = true;
+        f.cluster.cluster_hostname = Some("apps.example.com".to_owned());
+        let rendered = f.render();
+        object(&rendered, "Certificate", "reg-quay-tls");
+        for name in ["reg-quay", "reg-quay-builder"] {
+            let DesiredObject::Route(route) = object(&rendered, "Route", name) else {
+                unreachable!()
+            };
+            assert_eq!(route.spec.tls.unwrap().termination, "passthrough", "{name}");
+        }
+    }
 }

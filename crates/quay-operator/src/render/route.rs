@@ -213,7 +213,8 @@ pub fn builder_host(ctx: &RenderContext<'_>) -> Option<String> {
 }
 
 fn render_routes(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) {
-    let passthrough = ctx.quay_serves_tls();
+    // A cert-manager certificate about to be issued counts: the Route does not flip when it arrives.
+    let passthrough = quay_will_serve_tls(ctx);
     let registry_host = registry_host(ctx);
     // Without BUILDMAN_HOSTNAME the router assigns the builder Route a default host.
     let builder_host = builder_host(ctx);
