@@ -130,7 +130,9 @@ pub struct Override {
     /// Replica count of the component's Deployment (quay, clair, mirror). `0` scales it down, for example
     /// for a backup. Only `0` is allowed while the horizontalpodautoscaler component is managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0), extend("nullable" = true))]
+    // The maximum is stated because API servers before 1.36 do not enforce `format: int32`: a larger number
+    // would be stored, and no client could read the registry back.
+    #[schemars(range(min = 0, max = 2147483647), extend("nullable" = true))]
     pub replicas: Option<i32>,
     /// Pod affinity of the component's Deployment; replaces the default anti-affinity (quay, clair, mirror).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -29,14 +29,42 @@ pub(super) fn check_images(facts: &Facts<'_>, report: &mut ValidationReport) {
             &images.clairpostgres_previous,
         ),
     ] {
-        if let Some(Err(e)) = value.as_deref().map(check_reference) {
+        let Some(reference) = value.as_deref() else {
+            continue;
+        };
+        if let Err(e) = check_reference(reference) {
             report.push(Problem::error(
                 Reason::ComponentCreationFailed,
                 format!("operator env {env}"),
                 format!("{INFLATE_PREFIX}{e}"),
             ));
+        } else if repository_has_upper_case(reference) {
+            report.push(Problem::error(
+                Reason::ComponentCreationFailed,
+                format!("operator env {env}"),
+                format!(
+                    "{INFLATE_PREFIX}image reference {reference:?} ({env}) has upper-case letters in its repository \
+                     path: repository names are lower-case, no registry would find it"
+                ),
+            ));
         }
     }
+}
+
+/// Whether the repository path of an image reference (after the registry host, before tag and digest) has
+/// upper-case letters, which the reference grammar forbids (only the registry host may have them).
+fn repository_has_upper_case(reference: &str) -> bool {
+    let name = reference.split('@').next().unwrap_or(reference);
+    let mut components: Vec<&str> = name.split('/').collect();
+    if let Some(last) = components.last_mut() {
+        *last = last.split(':').next().unwrap_or(last);
+    }
+    let host = components.len() > 1
+        && (components[0].contains(['.', ':']) || components[0] == "localhost");
+    components
+        .iter()
+        .skip(usize::from(host))
+        .any(|c| c.chars().any(|ch| ch.is_ascii_uppercase()))
 }
 
 /// `volumeSize` overrides: a valid quantity, and never smaller than the live PVC (a PVC cannot shrink). Unlike

@@ -46,6 +46,7 @@ pub fn validate(input: &RenderInput<'_>) -> ValidationReport {
     if let Err(problem) = super::upgrade::check_upgrade(current, target) {
         report.push(problem);
     }
+    spec::check_registry_name(&facts, &mut report);
     // The API server's CEL rules (and duplicate kinds, which it lets through).
     spec::check_component_rules(&facts, &mut report);
     // Then the reconcile steps, in upstream's order.
@@ -60,7 +61,9 @@ pub fn validate(input: &RenderInput<'_>) -> ValidationReport {
     requirements::check_component_config(&facts, &mut report);
     features::check(&facts, &mut report);
     // What upstream only finds while rendering.
+    tls::check_bundle_pair_is_text(&facts, &mut report);
     tls::check_certificate(&facts, &mut report);
+    tls::check_extra_ca_certs(&facts, &mut report);
     inflate::check_images(&facts, &mut report);
     inflate::check_volume_sizes(&facts, &mut report);
     report

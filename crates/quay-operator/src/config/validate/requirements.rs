@@ -12,13 +12,25 @@ use crate::config::{Problem, Reason, ValidationReport};
 /// `config.yaml` must parse (the raw parser message), and the host settings upstream reads early must have the
 /// types Quay expects.
 pub(super) fn check_config_parses(facts: &Facts<'_>, report: &mut ValidationReport) {
+    let size: usize = facts.input.bundle.files().values().map(Vec::len).sum();
+    if size > MAX_SECRET_BYTES {
+        report.push(Problem::error(
+            Reason::ConfigInvalid,
+            "configBundleSecret",
+            format!(
+                "configBundleSecret holds {size} bytes, more than a Kubernetes Secret may ({MAX_SECRET_BYTES}): \
+                 the config Secret rendered from it could not be stored; remove what Quay does not need"
+            ),
+        ));
+        return;
+    }
     let config = match facts.input.bundle.quay_config() {
         Ok(config) => config,
         Err(e) => {
             report.push(Problem::error(
                 Reason::ConfigInvalid,
                 CONFIG_PATH,
-                e.to_string(),
+                explain_yaml_error(&e.to_string()),
             ));
             return;
         }
@@ -44,11 +56,80 @@ pub(super) fn check_config_parses(facts: &Facts<'_>, report: &mut ValidationRepo
             ));
         }
     }
+    if let Some(hostname) = config.get_str("SERVER_HOSTNAME") {
+        check_hostname_shape("SERVER_HOSTNAME", hostname, report);
+    }
+}
+
+/// Longest `data` a Kubernetes Secret may hold.
+const MAX_SECRET_BYTES: usize = 1024 * 1024;
+/// Longest DNS name (RFC 1035); with a `:port` suffix a little more is allowed.
+const MAX_HOSTNAME_LENGTH: usize = 253;
+
+/// A host setting must look like `host` or `host:port`: no spaces or control characters, and not longer than a
+/// DNS name. Its value is quoted only when short (it ends up in status).
+pub(super) fn check_hostname_shape(key: &str, hostname: &str, report: &mut ValidationReport) {
+    let path = format!("{CONFIG_PATH}.{key}");
+    if hostname.len() > MAX_HOSTNAME_LENGTH + ":65535".len() {
+        report.push(Problem::error(
+            Reason::ConfigInvalid,
+            path,
+            format!(
+                "{key} is {} characters long; a hostname has at most {MAX_HOSTNAME_LENGTH} (plus an optional :port)",
+                hostname.chars().count()
+            ),
+        ));
+    } else if let Some(bad) = hostname
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '?' | '#'))
+    {
+        report.push(Problem::error(
+            Reason::ConfigInvalid,
+            path,
+            format!(
+                "{key} {hostname:?} is not a hostname: it contains {bad:?}; give the host name only, e.g. \
+                 quay.example.com or quay.example.com:8443"
+            ),
+        ));
+    }
+}
+
+/// The YAML parser's message in the user's terms: where (`line L column C`) and what, without the parser's
+/// advice to its own callers.
+fn explain_yaml_error(message: &str) -> String {
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    // `line L column C: what`, or just `what`.
+    let (at, what) = match message.split_once(": ") {
+        Some((at, what)) if at.starts_with("line ") => (format!("{at}: "), what),
+        _ => (String::new(), message),
+    };
+    let what = if what.starts_with("budget breached") {
+        "more YAML nodes than the operator reads (a document this large, or anchors and aliases expanding to \
+         it); write the values out or remove what Quay does not need"
+            .to_owned()
+    } else if let Some((duplicate, _)) = what.split_once(", set DuplicateKeyPolicy") {
+        format!("{duplicate} (each key may appear once in a mapping)")
+    } else if what.starts_with("multiple YAML documents detected") {
+        "a second YAML document (`---`) follows the first; Quay reads exactly one".to_owned()
+    } else if what == "recursion limit exceeded" {
+        "values nested too deeply (more levels than the operator reads)".to_owned()
+    } else if what == "expected string scalar" {
+        "a key that is not a string (config.yaml keys are strings)".to_owned()
+    } else {
+        what.to_owned()
+    };
+    if message.starts_with("config.yaml") {
+        return message.to_owned();
+    }
+    format!("config.yaml is not valid YAML: {at}{what}")
 }
 
 /// `BUILDMAN_HOSTNAME` must be a string (upstream panics on anything else).
 pub(super) fn check_buildman_hostname(facts: &Facts<'_>, report: &mut ValidationReport) {
     let Some(config) = &facts.config else { return };
+    if let Some(hostname) = config.get_str("BUILDMAN_HOSTNAME") {
+        check_hostname_shape("BUILDMAN_HOSTNAME", hostname, report);
+    }
     if config
         .get("BUILDMAN_HOSTNAME")
         .is_some_and(|v| !v.is_string())

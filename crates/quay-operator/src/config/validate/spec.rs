@@ -67,6 +67,29 @@ pub(super) fn check_component_rules(facts: &Facts<'_>, report: &mut ValidationRe
     }
 }
 
+/// Longest name suffix of the Services rendered for a registry (`<name>-clair-postgres`).
+const LONGEST_SERVICE_SUFFIX: &str = "-clair-postgres";
+/// Service names are DNS-1035 labels.
+const MAX_SERVICE_NAME: usize = 63;
+
+/// The registry's name must leave room for the names derived from it: a Service named `<name>-clair-postgres`
+/// longer than 63 characters is refused by the API server, after the objects applied before it.
+pub(super) fn check_registry_name(facts: &Facts<'_>, report: &mut ValidationReport) {
+    let limit = MAX_SERVICE_NAME - LONGEST_SERVICE_SUFFIX.len();
+    let length = facts.name.chars().count();
+    if length > limit {
+        report.push(Problem::error(
+            Reason::ConfigInvalid,
+            "metadata.name",
+            format!(
+                "the registry name is {length} characters long: the Services named after it \
+                 (<name>{LONGEST_SERVICE_SUFFIX}) would exceed the {MAX_SERVICE_NAME}-character limit of Service \
+                 names; use a name of at most {limit} characters"
+            ),
+        ));
+    }
+}
+
 /// Managed objectstorage needs the ObjectBucketClaim API (upstream: `ObjectStorageComponentDependencyError`).
 pub(super) fn check_object_storage_support(facts: &Facts<'_>, report: &mut ValidationReport) {
     if facts.managed(ComponentKind::ObjectStorage) && !facts.input.cluster.object_bucket_claims {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Facts, INFLATE_PREFIX};
 use crate::api::{ComponentKind, TlsSecurityProfile};
-use crate::config::bundle::{SSL_CERT, SSL_KEY};
+use crate::config::bundle::{EXTRA_CA_PREFIX, SSL_CERT, SSL_KEY};
 use crate::config::certificates::{self, format_rfc3339};
 use crate::config::{Problem, Reason, ValidationReport};
 use crate::render::context::{RenderContext, host_without_port};
@@ -77,6 +77,88 @@ pub(super) fn check_external_secret(facts: &Facts<'_>, report: &mut ValidationRe
     }
 }
 
+/// Hosts longer than a DNS name are reported by the config checks and not matched against certificates.
+const MAX_CHECKED_HOST_LENGTH: usize = 253;
+
+/// `ssl.cert` and `ssl.key` in the bundle are PEM text: a DER (binary) file would otherwise be taken for no
+/// certificate at all, and Quay would start without one.
+pub(super) fn check_bundle_pair_is_text(facts: &Facts<'_>, report: &mut ValidationReport) {
+    let tls = facts.component(ComponentKind::Tls);
+    if tls.managed || tls.secret_ref.is_some() {
+        return;
+    }
+    for (key, what, convert) in [
+        (
+            SSL_CERT,
+            "certificate",
+            "openssl x509 -inform der -in FILE -out ssl.cert",
+        ),
+        (
+            SSL_KEY,
+            "private key",
+            "openssl pkey -inform der -in FILE -out ssl.key",
+        ),
+    ] {
+        let Some(bytes) = facts.input.bundle.get(key) else {
+            continue;
+        };
+        if std::str::from_utf8(bytes).is_err() {
+            report.push(Problem::error(
+                Reason::ConfigInvalid,
+                format!("configBundleSecret[{key}]"),
+                format!(
+                    "{key} in configBundleSecret is not PEM text (a DER {what}?): convert it with `{convert}`"
+                ),
+            ));
+        }
+    }
+}
+
+/// Every `extra_ca_cert_*` file holds PEM certificates that parse: Quay and Clair add them to their trust
+/// bundles, and one unreadable block breaks TLS to everything they connect to.
+pub(super) fn check_extra_ca_certs(facts: &Facts<'_>, report: &mut ValidationReport) {
+    for (name, bytes) in facts.input.bundle.extra_ca_certs() {
+        let key = format!("{EXTRA_CA_PREFIX}{name}");
+        let invalid = |detail: &str| {
+            Problem::error(
+                Reason::ConfigInvalid,
+                format!("configBundleSecret[{key}]"),
+                format!("{key} in configBundleSecret {detail}"),
+            )
+        };
+        let blocks = pem::parse_many(bytes).unwrap_or_default();
+        let certificates: Vec<&pem::Pem> =
+            blocks.iter().filter(|b| b.tag() == "CERTIFICATE").collect();
+        if certificates.is_empty() {
+            report.push(invalid(
+                "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ));
+            continue;
+        }
+        for (i, block) in certificates.iter().enumerate() {
+            if let Err(e) = x509_parser::parse_x509_certificate(block.contents()) {
+                report.push(invalid(&format!(
+                    "holds a certificate that does not parse (PEM block {}): {}",
+                    i + 1,
+                    plain_parse_error(&e.to_string())
+                )));
+                break;
+            }
+        }
+    }
+}
+
+/// The X.509 parser reports malformed DER in its own terms (`Parsing Error: NomError(Eof)`): say what it means.
+fn plain_parse_error(message: &str) -> String {
+    match message.find("Parsing Error: NomError") {
+        Some(at) => format!(
+            "{}its DER data is malformed (truncated, or not a certificate)",
+            &message[..at]
+        ),
+        None => message.to_owned(),
+    }
+}
+
 /// The certificate Quay serves (upstream `EnsureTLSFor`, plus expiry): the pair parses and matches, and is
 /// valid for `SERVER_HOSTNAME` and `BUILDMAN_HOSTNAME` (ports stripped).
 pub(super) fn check_certificate(facts: &Facts<'_>, report: &mut ValidationReport) {
@@ -87,6 +169,9 @@ pub(super) fn check_certificate(facts: &Facts<'_>, report: &mut ValidationReport
         return; // config.yaml or SERVER_HOSTNAME already reported
     };
     let server_host = host_without_port(&server_hostname).to_owned();
+    if server_host.len() > MAX_CHECKED_HOST_LENGTH {
+        return; // not a hostname: reported by the config checks
+    }
     let invalid_for = |host: &str, reason: String| {
         Problem::error(
             Reason::ComponentCreationFailed,
@@ -99,7 +184,7 @@ pub(super) fn check_certificate(facts: &Facts<'_>, report: &mut ValidationReport
     let cert = match certificates::check_pair(pair.cert, pair.key) {
         Ok(cert) => cert,
         Err(e) => {
-            report.push(invalid_for(&server_host, e.to_string()));
+            report.push(invalid_for(&server_host, plain_parse_error(&e.to_string())));
             return;
         }
     };
@@ -118,7 +203,7 @@ pub(super) fn check_certificate(facts: &Facts<'_>, report: &mut ValidationReport
         .as_ref()
         .and_then(|c| c.get_str("BUILDMAN_HOSTNAME"))
         .map(host_without_port)
-        .filter(|h| !h.is_empty());
+        .filter(|h| !h.is_empty() && h.len() <= MAX_CHECKED_HOST_LENGTH);
     if let Some(host) = buildman
         && let Err(e) = cert.verify_hostname(host)
     {
