@@ -353,7 +353,18 @@ impl Simulator {
         self.drop_watches();
         let old = self.server.lock().expect("server").take();
         if let Some(s) = old {
-            s.stop().await;
+            // A watch opened while the server drains subscribed after that cut and would hold its connection
+            // past the restart (the drain gives up after 2 s and leaves it open): keep cutting until drained.
+            let cut = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    self.drop_watches();
+                }
+            };
+            tokio::select! {
+                () = s.stop() => {}
+                () = cut => {}
+            }
         }
         if compact {
             self.compact_history();

@@ -321,9 +321,11 @@ pub fn merge(live: &Value, applied: &Value, schema: &dyn Schema, names: &mut Vec
         }
         (Value::Array(l), Value::Array(a)) => match schema.list_type(names) {
             ListType::Atomic => applied.clone(),
+            // Since structured-merge-diff 4.2 (Kubernetes 1.23) a merged list follows the order of the applied
+            // configuration; items only the live object has come after it.
             ListType::Set => {
-                let mut out = l.clone();
-                for it in a {
+                let mut out = a.clone();
+                for it in l {
                     if !out.contains(it) {
                         out.push(it.clone());
                     }
@@ -331,16 +333,21 @@ pub fn merge(live: &Value, applied: &Value, schema: &dyn Schema, names: &mut Vec
                 Value::Array(out)
             }
             ListType::Map(keys) => {
-                let mut out = l.clone();
+                let mut out = Vec::with_capacity(a.len().max(l.len()));
                 for it in a {
                     let k = key_of(it, &keys);
                     names.push("[]".into());
-                    if let Some(pos) = out.iter().position(|x| key_of(x, &keys) == k) {
-                        out[pos] = merge(&out[pos], it, schema, names);
-                    } else {
-                        out.push(it.clone());
+                    match l.iter().find(|x| key_of(x, &keys) == k) {
+                        Some(live_item) => out.push(merge(live_item, it, schema, names)),
+                        None => out.push(it.clone()),
                     }
                     names.pop();
+                }
+                for it in l {
+                    let k = key_of(it, &keys);
+                    if !a.iter().any(|x| key_of(x, &keys) == k) {
+                        out.push(it.clone());
+                    }
                 }
                 Value::Array(out)
             }
@@ -785,6 +792,27 @@ mod tests {
             merged["spec"]["selector"],
             json!({"matchLabels": {"app": "a"}})
         );
+    }
+
+    #[test]
+    fn merged_list_follows_the_applied_order() {
+        let schema = BuiltinSchema {
+            plural: "deployments".into(),
+        };
+        let env = |names: &[&str]| -> Value {
+            let items: Vec<Value> = names
+                .iter()
+                .map(|n| json!({"name": n, "value": "v"}))
+                .collect();
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "env": items}]}}}})
+        };
+        let merged = merge(
+            &env(&["A", "C", "OTHER"]),
+            &env(&["A", "B", "C"]),
+            &schema,
+            &mut vec![],
+        );
+        assert_eq!(merged, env(&["A", "B", "C", "OTHER"]));
     }
 
     #[test]
