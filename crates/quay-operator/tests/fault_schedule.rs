@@ -97,3 +97,82 @@ fn a_seed_alone_reproduces_its_schedule() {
         .collect();
     assert!(distinct.len() >= 18, "seeds draw different schedules");
 }
+
+/// Found by seed 3: a registry deleted and re-created under the same name, while the operator kept running,
+/// inherited the deleted registry's status (the operator's memory of its own status writes was keyed by name):
+/// it could skip its migration and report the old registry's version, or write no status at all when it computed
+/// the same status as the deleted one. The re-created registry gets its own status and runs its own migration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_recreated_under_the_same_name_gets_its_own_status_and_migration() {
+    use kube::api::DeleteParams;
+    use kube::runtime::wait::await_condition;
+    use kube_sim::{Controller, Mode};
+    use serde_json::json;
+    const NS: &str = "recreate-ns";
+    let waiting = "Awaiting for component Postgres,ClairPostgres to become available";
+    let cluster = sim::Cluster::start(sim::Platform::Kubernetes).await;
+    cluster.namespace(NS).await;
+    // Databases never become available: the first registry's status is written only a few times.
+    cluster
+        .sim
+        .set_controller_mode(Controller::Deployment, Mode::Hold);
+    cluster.registry(NS, "again", json!([])).await;
+    cluster
+        .wait(NS, "again", "waiting for the databases", |r| {
+            sim::conditions(r)
+                .get("ComponentsCreated")
+                .is_some_and(|c| c.message == waiting)
+        })
+        .await;
+
+    let api = cluster.api(NS);
+    api.delete("again", &DeleteParams::default()).await.unwrap();
+    let gone = await_condition(
+        api.clone(),
+        "again",
+        |r: Option<&quay_operator::api::QuayRegistry>| r.is_none(),
+    );
+    tokio::time::timeout(sim::WAIT, gone)
+        .await
+        .unwrap()
+        .unwrap();
+    let created = cluster
+        .create_registry(cluster.registry_json(NS, "again", "again-config", json!([])))
+        .await;
+    let uid = created.metadata.uid.clone().unwrap();
+    // Its own status, though it is the same as the deleted registry's last one.
+    cluster
+        .wait(NS, "again", "its own status", |r| {
+            sim::conditions(r)
+                .get("ComponentsCreated")
+                .is_some_and(|c| c.message == waiting)
+        })
+        .await;
+
+    cluster
+        .sim
+        .set_controller_mode(Controller::Deployment, Mode::Succeed);
+    let r = cluster.wait_healthy(NS, "again").await;
+    assert_eq!(
+        r.status.as_ref().unwrap().current_version.as_deref(),
+        Some(sim::QUAY_VERSION)
+    );
+    let job = cluster
+        .sim
+        .get("batch", "jobs", NS, "again-quay-app-upgrade")
+        .expect("migration Job");
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str(),
+        "the migration Job of the re-created registry"
+    );
+    cluster.stop().await;
+}
+
+/// Seed 3 of the fault schedules (a delete and re-create with faults around it), kept as a regression test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_schedule_seed_3_converges() {
+    if let Err(e) = run_seed(3).await {
+        panic!("seed 3: {e}");
+    }
+}

@@ -78,10 +78,12 @@ pub struct WrittenStatus {
 /// How many of a registry's own status writes are remembered.
 const WRITTEN_STATUS_HISTORY: usize = 8;
 
+/// Namespace and uid: a registry deleted and re-created under the same name is another registry, whose status
+/// must not be carried forward through the writes made for the deleted one.
 fn registry_key(registry: &crate::api::QuayRegistry) -> (String, String) {
     (
         registry.metadata.namespace.clone().unwrap_or_default(),
-        registry.metadata.name.clone().unwrap_or_default(),
+        registry.metadata.uid.clone().unwrap_or_default(),
     )
 }
 

@@ -918,7 +918,7 @@ fn next_status(
                 match ctx.cached_typed::<Job>(&namespace, &job_name) {
                     Some(job)
                         if job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0
-                            && job_runs(&job, target) =>
+                            && job_runs(&job, target, registry) =>
                     {
                         current_version = Some(target.to_owned());
                         condition(
@@ -928,12 +928,14 @@ fn next_status(
                             "All registry components created",
                         )
                     }
-                    Some(job) if job_runs(&job, target) && job_failed(&job).is_some() => condition(
-                        "ComponentsCreated",
-                        false,
-                        "MigrationsFailed",
-                        job_failed(&job).unwrap_or_default(),
-                    ),
+                    Some(job) if job_runs(&job, target, registry) && job_failed(&job).is_some() => {
+                        condition(
+                            "ComponentsCreated",
+                            false,
+                            "MigrationsFailed",
+                            job_failed(&job).unwrap_or_default(),
+                        )
+                    }
                     _ => condition(
                         "ComponentsCreated",
                         false,
@@ -1025,12 +1027,18 @@ fn now_seconds() -> Time {
     Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
-/// Whether a migration Job is the one for `version`.
-fn job_runs(job: &Job, version: &str) -> bool {
-    job.annotations()
-        .get(MIGRATION_VERSION_ANNOTATION)
-        .map(String::as_str)
-        == Some(version)
+/// Whether a migration Job is this registry's one for `version`. A Job left by an earlier registry of the same
+/// name (deleted, its Job not yet collected) proves nothing about this one.
+fn job_runs(job: &Job, version: &str, registry: &QuayRegistry) -> bool {
+    let owned = registry
+        .uid()
+        .is_some_and(|uid| job.owner_references().iter().any(|o| o.uid == uid));
+    owned
+        && job
+            .annotations()
+            .get(MIGRATION_VERSION_ANNOTATION)
+            .map(String::as_str)
+            == Some(version)
 }
 
 fn job_failed(job: &Job) -> Option<String> {

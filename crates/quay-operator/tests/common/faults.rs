@@ -43,7 +43,7 @@ const FIRST_VERSION: &str = "v3.11.0";
 const NEXT_VERSION: &str = "v3.12.0";
 /// How long a settle point may take (faults off) before the seed fails. The operator retries a failed reconcile
 /// after 5 s, so a few retries fit.
-const SETTLE: Duration = Duration::from_secs(60);
+const SETTLE: Duration = Duration::from_secs(30);
 /// Safety net for a user action (retried while faults make it fail).
 const ACTION: Duration = Duration::from_secs(30);
 
@@ -300,7 +300,13 @@ impl Schedule {
             } else {
                 next_action(&mut rng, &model, &mut marker, &mut step)
             };
-            if action == Action::BreakBundle {
+            // Both leave what exists at that moment in place (a blocked rollout changes nothing; an unmanaged
+            // component's objects are kept, as upstream), so both runs must be at the same point first.
+            if matches!(
+                action,
+                Action::BreakBundle | Action::Toggle { managed: false, .. }
+            ) && events.last() != Some(&Event::Settle)
+            {
                 events.push(Event::Settle);
             }
             model.apply(&action);
@@ -1147,7 +1153,21 @@ impl Runner<'_> {
     }
 
     async fn drive(&mut self) -> Result<(), String> {
+        // `FAULT_TRACE=1` prints when each event ends (where a slow seed spends its time).
+        let trace = std::env::var("FAULT_TRACE").is_ok_and(|v| v == "1");
+        let started = Instant::now();
         for event in self.schedule.events.clone() {
+            if trace {
+                println!(
+                    "  [{} {:>6.2} s] {event:?}",
+                    if self.faulted() {
+                        "faulted"
+                    } else {
+                        "reference"
+                    },
+                    started.elapsed().as_secs_f64()
+                );
+            }
             match event {
                 Event::Act(action) => self.act(&action).await?,
                 Event::Inject(fault) => {
@@ -1409,19 +1429,26 @@ fn settled(sim: &Simulator, model: &Model, certs: &[(String, String); 2]) -> Res
         if registry.is_some() {
             return Err("registry still exists".into());
         }
-        for (group, plural) in KINDS {
-            for obj in sim.list(group, plural, Some(NS)) {
-                let owned = obj["metadata"]["ownerReferences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|o| o["kind"] == "QuayRegistry");
-                if owned {
-                    return Err(format!(
-                        "{plural}/{} not collected",
-                        obj["metadata"]["name"]
-                    ));
-                }
+        // Garbage collection done: every owner reference names an object that still exists.
+        let objects: Vec<Value> = KINDS
+            .iter()
+            .flat_map(|(group, plural)| sim.list(group, plural, Some(NS)))
+            .collect();
+        let alive: BTreeSet<&str> = objects
+            .iter()
+            .filter_map(|o| o["metadata"]["uid"].as_str())
+            .collect();
+        for obj in &objects {
+            let orphaned = obj["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["uid"].as_str().is_none_or(|uid| !alive.contains(uid)));
+            if orphaned {
+                return Err(format!(
+                    "{} {} not collected",
+                    obj["kind"], obj["metadata"]["name"]
+                ));
             }
         }
         return Ok(());
@@ -1561,6 +1588,13 @@ pub struct SeedOutcome {
 
 /// Runs a seed's schedule without and with faults; `Err` describes the first difference or broken invariant.
 pub async fn check_seed(seed: u64) -> Result<SeedOutcome, String> {
+    // `FAULT_LOG=<filter>` shows the operator's log (e.g. `FAULT_LOG=info,kube=debug`).
+    if let Ok(filter) = std::env::var("FAULT_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let schedule = Schedule::from_seed(seed);
     let certs = certificates(schedule.platform);
     let fail = |e: String| format!("{e}\n{}", schedule.describe());
