@@ -10,9 +10,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Secret,
-    SecretKeySelector, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -162,6 +163,14 @@ pub fn migration_job(
             from_credentials("OLD_DATABASE_NAME", CREDENTIALS_NAME),
             value("NEW_DATABASE_NAME", new_database_name(&plan.name)),
         ]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            ..Default::default()
+        }),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "data".to_owned(),
@@ -188,6 +197,15 @@ pub fn migration_job(
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_owned()),
+                    // The "restricted" Pod Security profile, like every workload the operator renders.
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            localhost_profile: None,
+                        }),
+                        ..Default::default()
+                    }),
                     containers: vec![container],
                     volumes: Some(vec![
                         Volume {
@@ -332,5 +350,235 @@ pub fn job_outcome(job: &Job) -> JobOutcome {
         )
     } else {
         JobOutcome::Running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::quayecosystem::QuayEcosystem;
+    use crate::config::{ConfigBundle, ManagedKeys};
+    use crate::ecosystem::plan_migration;
+    use crate::render::{ClusterFacts, DesiredObject, OperatorSettings, RenderInput};
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    const CONFIG: &str = "SERVER_HOSTNAME: quay.example.com\n\
+DISTRIBUTED_STORAGE_CONFIG:\n  s3: [S3Storage, {s3_bucket: b, storage_path: /r, host: s3.example.com, s3_access_key: a, s3_secret_key: s}]\n\
+DISTRIBUTED_STORAGE_PREFERENCE: [s3]\n";
+
+    fn plan() -> MigrationPlan {
+        use base64::Engine;
+        let eco: QuayEcosystem = serde_json::from_value(json!({
+            "metadata": {"name": "eco", "namespace": "quay", "uid": "u-1"},
+            "spec": {"quay": {"database": {"volumeSize": "12Gi", "storageClass": "fast"},
+                              "registryBackends": [{"name": "s3", "s3": {}}],
+                              "externalAccess": {"type": "Route"}},
+                     "redis": {}, "clair": {"enabled": false}},
+        }))
+        .unwrap();
+        let secret: Secret = serde_json::from_value(json!({
+            "data": {"config.yaml": base64::engine::general_purpose::STANDARD.encode(CONFIG)},
+        }))
+        .unwrap();
+        plan_migration(&eco, Some(&secret)).unwrap()
+    }
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "redhatcop.redhat.io/v1alpha1".to_owned(),
+            kind: "QuayEcosystem".to_owned(),
+            name: "eco".to_owned(),
+            uid: "u-1".to_owned(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    /// The copy fills the very volume the QuayRegistry's managed database mounts, with the spec the render asks
+    /// for (so the registry's apply adopts it instead of being refused an immutable change).
+    #[test]
+    fn the_copied_volume_is_the_one_the_registry_renders() {
+        let plan = plan();
+        let db = plan.database.clone().unwrap();
+        let registry = quay_registry(&plan);
+        let bundle = ConfigBundle::new(plan.bundle.clone());
+        let mut keys = ManagedKeys::default();
+        keys.complete_with("eco", &mut rand::rngs::StdRng::seed_from_u64(0));
+        let cluster = ClusterFacts {
+            routes: true,
+            cluster_hostname: Some("apps.example.com".to_owned()),
+            ..Default::default()
+        };
+        let settings = OperatorSettings::from_env(|_| None);
+        let rendered = crate::render::render(&RenderInput {
+            registry: &registry,
+            bundle: &bundle,
+            managed_keys: &keys,
+            cluster: &cluster,
+            settings: &settings,
+            now: std::time::SystemTime::now(),
+        })
+        .unwrap();
+        let pvc_name = new_database_pvc_name("eco");
+        let rendered_pvc = rendered
+            .objects
+            .iter()
+            .find_map(|o| match o {
+                DesiredObject::PersistentVolumeClaim(p)
+                    if p.metadata.name.as_deref() == Some(pvc_name.as_str()) =>
+                {
+                    Some(p.clone())
+                }
+                _ => None,
+            })
+            .expect("the registry renders the migrated volume");
+        let ours = database_pvc(&plan, &db);
+        let spec = |p: &PersistentVolumeClaim| {
+            let s = p.spec.clone().unwrap();
+            (s.access_modes, s.storage_class_name, s.resources)
+        };
+        assert_eq!(spec(&rendered_pvc), spec(&ours));
+        // And the registry's database Deployment mounts it.
+        let database = rendered
+            .objects
+            .iter()
+            .find(|o| o.name() == "eco-quay-database" && matches!(o, DesiredObject::Deployment(_)))
+            .expect("managed database");
+        assert!(database.to_json().to_string().contains(&pvc_name));
+    }
+
+    #[test]
+    fn the_copy_job_reads_the_legacy_credentials_by_reference_and_runs_restricted() {
+        let plan = plan();
+        let db = plan.database.clone().unwrap();
+        let job = migration_job(
+            &plan,
+            &db,
+            "quay.io/sclorg/postgresql-13-c9s:latest",
+            owner(),
+        );
+        let json = serde_json::to_value(&job).unwrap();
+        let pod = &json["spec"]["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        let env = container["env"].as_array().unwrap();
+        let by_name = |n: &str| env.iter().find(|e| e["name"] == n).unwrap().clone();
+        assert_eq!(
+            by_name("POSTGRESQL_MIGRATION_REMOTE_HOST")["value"],
+            "eco-quay-postgresql"
+        );
+        assert_eq!(
+            by_name("POSTGRESQL_MIGRATION_ADMIN_PASSWORD")["valueFrom"]["secretKeyRef"],
+            json!({"name": "eco-quay-postgresql", "key": "database-root-password", "optional": false})
+        );
+        assert_eq!(by_name("NEW_DATABASE_NAME")["value"], "eco-quay-database");
+        assert_eq!(
+            json["metadata"]["ownerReferences"][0]["kind"],
+            "QuayEcosystem"
+        );
+        assert_eq!(
+            json["metadata"]["labels"]["quay-operator/quayecosystem"],
+            "eco"
+        );
+        // The script restarts an interrupted copy from scratch and never touches a finished one.
+        let script = container["command"][2].as_str().unwrap();
+        let done = script.find(COPY_DONE_MARKER).unwrap();
+        let wipe = script.find("rm -rf").unwrap();
+        assert!(done < wipe, "{script}");
+        assert!(script.ends_with("exec run-postgresql\n"), "{script}");
+    }
+
+    #[test]
+    fn the_legacy_database_is_changed_once() {
+        let plan = plan();
+        let db = plan.database.clone().unwrap();
+        let legacy: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "eco-quay-postgresql", "labels": {"app": "quay-postgresql"}},
+            "spec": {"selector": {}, "strategy": {"type": "RollingUpdate"},
+                     "template": {"spec": {"containers": [{"name": "postgresql",
+                         "env": [{"name": "POSTGRESQL_USER", "value": "quay"}]}]}}},
+        }))
+        .unwrap();
+        let updated = old_database_with_admin_password(&legacy, &db, "eco").expect("a change");
+        let json = serde_json::to_value(&updated).unwrap();
+        assert_eq!(json["spec"]["strategy"], json!({"type": "Recreate"}));
+        let env = &json["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(env[0]["name"], "POSTGRESQL_USER");
+        assert_eq!(
+            env[1]["valueFrom"]["secretKeyRef"]["key"],
+            "database-root-password"
+        );
+        assert_eq!(json["metadata"]["labels"]["app"], "quay-postgresql");
+        assert_eq!(old_database_with_admin_password(&updated, &db, "eco"), None);
+    }
+
+    #[test]
+    fn job_outcome_and_rollout_are_read_from_status() {
+        let mut job = Job::default();
+        assert_eq!(job_outcome(&job), JobOutcome::Running);
+        let condition = |type_: &str, message: &str| JobCondition {
+            type_: type_.to_owned(),
+            status: "True".to_owned(),
+            message: Some(message.to_owned()),
+            ..Default::default()
+        };
+        job.status = Some(JobStatus {
+            conditions: Some(vec![condition("Failed", "BackoffLimitExceeded")]),
+            ..Default::default()
+        });
+        assert_eq!(
+            job_outcome(&job),
+            JobOutcome::Failed("BackoffLimitExceeded".to_owned())
+        );
+        job.status = Some(JobStatus {
+            conditions: Some(vec![condition("Complete", "done")]),
+            ..Default::default()
+        });
+        assert_eq!(job_outcome(&job), JobOutcome::Succeeded);
+
+        let mut deployment = Deployment::default();
+        deployment.metadata.generation = Some(2);
+        assert!(!rolled_out(&deployment));
+        deployment.status = Some(DeploymentStatus {
+            observed_generation: Some(1),
+            updated_replicas: Some(1),
+            available_replicas: Some(1),
+            ..Default::default()
+        });
+        assert!(
+            !rolled_out(&deployment),
+            "status of the previous generation"
+        );
+        deployment.status.as_mut().unwrap().observed_generation = Some(2);
+        assert!(rolled_out(&deployment));
+    }
+
+    #[test]
+    fn bundle_and_registry_are_not_owned_by_the_quayecosystem() {
+        let plan = plan();
+        let bundle = bundle_secret(&plan);
+        assert!(bundle.metadata.owner_references.is_none());
+        assert_eq!(
+            bundle.metadata.labels.as_ref().unwrap()[CONFIG_BUNDLE_LABEL],
+            "true"
+        );
+        let registry = quay_registry(&plan);
+        assert!(registry.metadata.owner_references.is_none());
+        assert_eq!(
+            registry.metadata.annotations.as_ref().unwrap()[MIGRATED_FROM_ANNOTATION],
+            "eco"
+        );
+        assert_eq!(
+            registry.spec.config_bundle_secret.as_deref(),
+            Some("eco-config-bundle-migrated")
+        );
     }
 }
