@@ -662,3 +662,52 @@ async fn operator_killed_while_the_old_data_server_starts_resumes_to_completion(
     operator.abort();
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_deleted_during_the_upgrade_comes_back_on_the_old_data() {
+    let reg = "pgdel";
+    let old = OldDatabase::Quay;
+    let (cluster, _, before) = left_by_older_operator(reg, old, QUAY_VERSION, json!({})).await;
+    cluster.sim.set_controller_mode(Controller::Job, Mode::Hold);
+    let operator = cluster.spawn_operator(sim::settings());
+    cluster
+        .wait_object("batch", "jobs", NS, &old.job(reg), "the upgrade Job", |j| {
+            j.is_some_and(|j| j["status"]["active"] == 1)
+        })
+        .await;
+    let uid = cluster.deployment(NS, &old.deployment(reg)).unwrap()["metadata"]["uid"].clone();
+
+    // Someone deletes the database Deployment while the Job copies the data: it comes back held on the old
+    // image and volume, never as the new version on the half-filled new volume.
+    cluster
+        .delete("apps", "v1", "Deployment", NS, &old.deployment(reg))
+        .await;
+    let back = cluster
+        .wait_object(
+            "apps",
+            "deployments",
+            NS,
+            &old.deployment(reg),
+            "the database re-created",
+            |d| d.is_some_and(|d| d["metadata"]["uid"] != uid),
+        )
+        .await
+        .unwrap();
+    assert_eq!(image(&back), PG10);
+    assert_eq!(claims(&back), [old.old_claim(reg)]);
+    assert_eq!(back["spec"]["replicas"], 0);
+
+    cluster
+        .sim
+        .set_controller_mode(Controller::Job, Mode::Succeed);
+    cluster.sim.resync_controllers();
+    cluster.wait_healthy(NS, reg).await;
+    assert_upgraded(&cluster, reg, old, true).await;
+    assert_eq!(
+        secrets(&cluster, reg),
+        before,
+        "keys and passwords unchanged"
+    );
+    operator.abort();
+    cluster.stop().await;
+}

@@ -72,6 +72,7 @@ pub struct LiveDatabase {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveOldServer {
+    pub image: String,
     pub claim: Option<String>,
     pub available: bool,
 }
@@ -399,6 +400,7 @@ pub async fn observe(
         .cached_typed::<Deployment>(&namespace, &object(path.old_server))
         .filter(|d| owned(&d.metadata))
         .map(|d| LiveOldServer {
+            image: image_of(&d).unwrap_or_default(),
             claim: claim_of(&d),
             available: available(&d),
         });
@@ -423,6 +425,21 @@ pub async fn observe(
             observed: status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0),
             available: available(d),
         }
+    });
+    // A database Deployment deleted during an upgrade comes back as the old one it was (held, stopped): never as
+    // the new version on a volume the Job may have half filled.
+    let database = database.or_else(|| {
+        old_server
+            .as_ref()
+            .filter(|o| !o.image.is_empty())
+            .map(|o| LiveDatabase {
+                image: o.image.clone(),
+                claim: o.claim.clone(),
+                replicas: 0,
+                running: 0,
+                observed: true,
+                available: false,
+            })
     });
     let claim_name = job
         .as_ref()
@@ -818,6 +835,7 @@ mod tests {
     fn the_job_runs_once_the_old_server_is_available() {
         let mut o = stopped(running_pg10());
         o.old_server = Some(LiveOldServer {
+            image: PG10.into(),
             claim: Some("reg-quay-database".into()),
             available: false,
         });
@@ -884,6 +902,7 @@ mod tests {
                 available: true,
             }),
             old_server: Some(LiveOldServer {
+                image: PG10.into(),
                 claim: Some("reg-quay-database".into()),
                 available: true,
             }),
