@@ -443,3 +443,52 @@ async fn managed_route_without_server_hostname_applies_nothing_and_says_why() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_installed_after_start_up_unblocks_the_registry() {
+    let cluster = Cluster::start(Platform::Kubernetes).await;
+    cluster.namespace(NS).await;
+    write_bundle(
+        &cluster,
+        "late-config",
+        &bundle_files(&cluster, true, str::to_owned),
+    )
+    .await;
+    cluster
+        .create_registry(registry(
+            &cluster,
+            "late",
+            "late-config",
+            json!({"kind": "tls", "managed": false}),
+            json!({"quay-operator.rs/gateway": "infra/public"}),
+        ))
+        .await;
+    let r = cluster
+        .wait_condition(
+            NS,
+            "late",
+            "RolloutBlocked",
+            "True",
+            "RouteComponentDependencyError",
+        )
+        .await;
+    assert!(
+        conditions(&r)["RolloutBlocked"].message.starts_with(
+            "annotation quay-operator.rs/gateway names Gateway infra/public, but the Gateway API"
+        ),
+        "{:?}",
+        conditions(&r)["RolloutBlocked"]
+    );
+    assert!(cluster.sim.list("apps", "deployments", Some(NS)).is_empty());
+
+    // The Gateway API's CRDs arrive: discovery sees them, and the registry rolls out with its HTTPRoute.
+    cluster.sim.install_gateway_api().unwrap();
+    cluster.wait_healthy(NS, "late").await;
+    assert!(
+        cluster
+            .sim
+            .get("gateway.networking.k8s.io", "httproutes", NS, "late-quay")
+            .is_some()
+    );
+    cluster.stop().await;
+}
