@@ -10,7 +10,7 @@ mod sim;
 use std::collections::BTreeMap;
 
 use kube::CustomResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube_sim::{Controller, Mode};
 use quay_operator::api::quayecosystem::QuayEcosystem;
 use serde_json::{Value, json};
@@ -122,10 +122,17 @@ async fn start() -> Cluster {
     cluster
 }
 
+/// Creates the QuayEcosystem from its JSON as a user would (`kubectl create`): with the legacy fields the
+/// operator's types do not know, and the strict field validation kubectl asks for.
 async fn create_ecosystem(cluster: &Cluster, spec: Value) {
-    let api: Api<QuayEcosystem> = Api::namespaced(cluster.client.clone(), NS);
-    let eco: QuayEcosystem = serde_json::from_value(ecosystem(spec)).unwrap();
-    api.create(&PostParams::default(), &eco)
+    let ar = kube::api::ApiResource::erase::<QuayEcosystem>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(cluster.client.clone(), NS, &ar);
+    let eco: kube::api::DynamicObject = serde_json::from_value(ecosystem(spec)).unwrap();
+    let params = PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..PatchParams::apply("scenario-user")
+    };
+    api.patch(NAME, &params, &Patch::Apply(&eco))
         .await
         .expect("create QuayEcosystem");
 }
@@ -306,8 +313,17 @@ async fn managed_database_ecosystem_is_migrated_and_the_registry_becomes_availab
         "{volumes}"
     );
 
-    // Nothing of the legacy deployment was deleted or rewritten.
+    // Nothing of the legacy deployment was deleted or rewritten; legacy fields the schema does not type are kept.
     assert!(eco["metadata"]["deletionTimestamp"].is_null());
+    assert_eq!(
+        eco["spec"]["quay"]["imagePullSecretName"],
+        "redhat-pull-secret"
+    );
+    assert_eq!(
+        eco["spec"]["quay"]["database"]["resources"]["requests"]["memory"],
+        "1Gi"
+    );
+    assert_eq!(eco["spec"]["clair"]["updateInterval"], "60m");
     assert!(
         get(
             &cluster,

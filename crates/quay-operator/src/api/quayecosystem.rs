@@ -34,7 +34,6 @@ pub const MIGRATED_FROM_ANNOTATION: &str = "quay-operator/migrated-from";
     derive = "PartialEq",
     derive = "Default",
     doc = "QuayEcosystem is the legacy (pre-3.4) Quay Operator resource, served so that existing objects can be migrated to QuayRegistry.",
-    printcolumn = r#"{"name":"Migrated","type":"string","jsonPath":".metadata.labels.quay-operator/migration-complete"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
