@@ -136,8 +136,20 @@ impl QuayConfig {
 
     /// The YAML document Quay reads: keys sorted; user entries byte-for-byte as written.
     pub fn to_yaml(&self) -> String {
+        let fresh: serde_json::Map<String, Value> = self
+            .entries
+            .iter()
+            .filter_map(|(key, entry)| match entry {
+                Entry::User { text: Some(_), .. } => None,
+                Entry::User { value, text: None } | Entry::Set(value) => {
+                    Some((key.clone(), value.clone()))
+                }
+            })
+            .collect();
+        // One serializer run for every fresh entry (one per entry cost most of a render), cut back into entries.
+        let mut emitted = emit_entries(&fresh).into_iter();
         let mut out = String::new();
-        for (key, entry) in &self.entries {
+        for entry in self.entries.values() {
             match entry {
                 Entry::User {
                     text: Some(text), ..
@@ -147,18 +159,47 @@ impl QuayConfig {
                         out.push('\n');
                     }
                 }
-                Entry::User { value, text: None } | Entry::Set(value) => {
-                    let mut one = serde_json::Map::new();
-                    one.insert(key.clone(), value.clone());
-                    out.push_str(
-                        &serde_saphyr::to_string(&Value::Object(one))
-                            .expect("JSON values serialize"),
-                    );
+                Entry::User { text: None, .. } | Entry::Set(_) => {
+                    out.push_str(&emitted.next().expect("one emitted text per fresh entry"))
                 }
             }
         }
         out
     }
+}
+
+/// The YAML of each entry of `entries`, in order, exactly as emitting it alone would give.
+fn emit_entries(entries: &serde_json::Map<String, Value>) -> Vec<String> {
+    let emit_one = |key: &String, value: &Value| {
+        let mut one = serde_json::Map::new();
+        one.insert(key.clone(), value.clone());
+        serde_saphyr::to_string(&Value::Object(one)).expect("JSON values serialize")
+    };
+    if entries.len() < 2 {
+        return entries.iter().map(|(k, v)| emit_one(k, v)).collect();
+    }
+    let all =
+        serde_saphyr::to_string(&Value::Object(entries.clone())).expect("JSON values serialize");
+    let parts = split_entries(&all);
+    if parts.len() == entries.len() {
+        parts
+    } else {
+        // Something other than one block entry per key (flow style, document markers): emit one by one.
+        entries.iter().map(|(k, v)| emit_one(k, v)).collect()
+    }
+}
+
+/// Cuts a block-style mapping into its top-level entries: in block style a new entry is the only thing that
+/// starts at column 0.
+fn split_entries(all: &str) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for line in all.split_inclusive('\n') {
+        match parts.last_mut() {
+            Some(part) if line.starts_with([' ', '-']) => part.push_str(line),
+            _ => parts.push(line.to_owned()),
+        }
+    }
+    parts
 }
 
 fn first_line(s: &str) -> String {
@@ -270,6 +311,58 @@ mod tests {
             QuayConfig::parse("A: [unclosed\n"),
             Err(QuayConfigError::Yaml(_))
         ));
+    }
+
+    #[test]
+    fn entries_emitted_together_are_byte_for_byte_those_emitted_alone() {
+        let entries: serde_json::Map<String, Value> = json!({
+            "A_LIST": ["x", "y: z", 1, true, null, {"k": "v", "n": [1, 2]}],
+            "B_MAP": {"nested": {"deeper": "0443", "empty": {}, "none": []}, "s": "yes"},
+            "C_MULTILINE": "line one\nline two\n\nafter a blank\n",
+            "D_NUMBERS": [0.5, 1e21, -3, 443],
+            "E_ODD_STRINGS": ["", " padded ", "#hash", "- dash", "null", "true", "1.0", "é ü", "a: b"],
+            "F_EMPTY_MAP": {},
+            "G_EMPTY_LIST": [],
+            "key with spaces": "v",
+            "\"quoted\"": 1,
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let alone: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| {
+                let mut one = serde_json::Map::new();
+                one.insert(k.clone(), v.clone());
+                serde_saphyr::to_string(&Value::Object(one)).unwrap()
+            })
+            .collect();
+        assert_eq!(emit_entries(&entries), alone);
+        // And for the base defaults and field groups a render sets.
+        let mut cfg = QuayConfig::default();
+        for (k, v) in crate::config::field_groups::base_defaults(false) {
+            cfg.set(k, v);
+        }
+        let fresh: serde_json::Map<String, Value> = cfg
+            .entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.value().clone()))
+            .collect();
+        let alone: Vec<String> = fresh
+            .iter()
+            .map(|(k, v)| {
+                let mut one = serde_json::Map::new();
+                one.insert(k.clone(), v.clone());
+                serde_saphyr::to_string(&Value::Object(one)).unwrap()
+            })
+            .collect();
+        assert_eq!(emit_entries(&fresh), alone);
+        let all = serde_saphyr::to_string(&Value::Object(fresh.clone())).unwrap();
+        assert_eq!(
+            split_entries(&all).len(),
+            fresh.len(),
+            "the base defaults take the one-run path"
+        );
     }
 
     #[test]
