@@ -171,12 +171,33 @@ pub fn decide(
     };
     let expected = (path.image)(images);
     let previous = (path.previous_image)(images);
+    let new_claim = format!("{registry}-{}", path.pvc());
     let Some((from, to)) = major_change(path, &db.image, expected, previous) else {
+        let leftovers = observation.job.is_some()
+            || observation.old_server.is_some()
+            || observation.old_service;
+        if let Some(claim) = db.claim.as_ref().filter(|c| **c != new_claim && !leftovers) {
+            // The current major on another volume (a hand-made layout): the render would move the database to an
+            // empty volume. It keeps its volume and image, and the admin is told.
+            decision.render = Some(PostgresUpgrade {
+                component: path.component,
+                old_image: db.image.clone(),
+                old_claim: claim.clone(),
+                stage: UpgradeStage::Pin,
+            });
+            decision.report = Some((
+                REASON_FAILED,
+                format!(
+                    "the {} Deployment {registry}-{} keeps its data on {claim}, not on {new_claim}: left as it is; move the data to {new_claim} (or rename the volume) to let the operator manage it",
+                    path.display, path.deployment
+                ),
+            ));
+            return decision;
+        }
         decision_after_upgrade(&mut decision, registry, observation, db, delete_old_volume);
         return decision;
     };
     let what = format!("{} from PostgreSQL {from} to {to}", path.display);
-    let new_claim = format!("{registry}-{}", path.pvc());
     let old_claim = match &db.claim {
         Some(claim) if *claim != new_claim => claim.clone(),
         other => {
@@ -795,7 +816,9 @@ mod tests {
             (None, None, None)
         );
         let mut current = running_pg10();
-        current.database.as_mut().unwrap().image = PG13.to_owned();
+        let db = current.database.as_mut().unwrap();
+        db.image = PG13.to_owned();
+        db.claim = Some("reg-quay-postgres-13".to_owned());
         let d = decide_quay(&current);
         assert_eq!((d.render, d.report, d.clean_up), (None, None, None));
     }
@@ -979,6 +1002,23 @@ mod tests {
         let d = decide_quay(&o);
         assert_eq!(stage(&d), Some(UpgradeStage::Pin));
         assert_eq!(d.report.unwrap().0, REASON_FAILED);
+    }
+
+    #[test]
+    fn a_current_database_on_another_volume_is_left_on_it() {
+        let mut o = running_pg10();
+        o.database.as_mut().unwrap().image = PG13.into();
+        let d = decide_quay(&o);
+        let r = d.render.unwrap();
+        assert_eq!(r.stage, UpgradeStage::Pin);
+        assert_eq!(r.old_claim, "reg-quay-database");
+        assert_eq!(r.old_image, PG13);
+        assert!(
+            d.report
+                .unwrap()
+                .1
+                .contains("keeps its data on reg-quay-database, not on reg-quay-postgres-13")
+        );
     }
 
     #[test]
