@@ -935,7 +935,20 @@ struct Operator {
 impl Operator {
     fn start(&mut self, sim: &Simulator, version: &str) {
         self.stop();
-        let client = sim.client();
+        // `FAULT_CLIENT_READ_TIMEOUT_SECS=<n>` gives the operator's client a read timeout (kube's default has none),
+        // to tell a request hanging on a dead connection from an operator bug.
+        let client = match std::env::var("FAULT_CLIENT_READ_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            Some(secs) => {
+                let mut config = kube::Config::new(sim.url().parse().expect("url"));
+                config.default_namespace = "default".into();
+                config.read_timeout = Some(Duration::from_secs(secs));
+                kube::Client::try_from(config).expect("client")
+            }
+            None => sim.client(),
+        };
         let options = RunOptions {
             namespaces: vec![],
             http_addr: "127.0.0.1:0".parse().expect("address"),
@@ -1660,17 +1673,18 @@ pub async fn check_seed(seed: u64) -> Result<SeedOutcome, String> {
     }
 }
 
-/// The seeds to run: `FAULT_SEED=<n>` for one, else `FAULT_SEEDS=<count>` (default `default_count`) from 0.
-pub fn seeds_from_env(default_count: u64) -> Vec<u64> {
-    if let Some(seed) = std::env::var("FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+/// The seeds to run: `FAULT_SEED=<n>` for one; `FAULT_SEEDS=<count>` from 0 (or from `FAULT_SEED_START`, to
+/// split a nightly run); else `default`.
+pub fn seeds_from_env(default: &[u64]) -> Vec<u64> {
+    let var = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    if let Some(seed) = var("FAULT_SEED") {
         return vec![seed];
     }
-    let count = std::env::var("FAULT_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default_count);
-    (0..count).collect()
+    match var("FAULT_SEEDS") {
+        Some(count) => {
+            let start = var("FAULT_SEED_START").unwrap_or(0);
+            (start..start + count).collect()
+        }
+        None => default.to_vec(),
+    }
 }
