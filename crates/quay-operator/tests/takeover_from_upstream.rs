@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use kube_sim::{Options, Simulator};
 use quay_operator::api::QuayRegistry;
@@ -850,7 +850,9 @@ fn secret_bytes(sim: &Simulator, name: &str) -> BTreeMap<String, String> {
 
 /// Records every deletion of a Secret, Service or PVC in the namespace, from watches opened before the operator
 /// starts.
-async fn record_deletions(client: &Client) -> Arc<Mutex<Vec<String>>> {
+async fn record_deletions(
+    client: &Client,
+) -> (Arc<Mutex<Vec<String>>>, Vec<tokio::task::JoinHandle<()>>) {
     let deleted = Arc::new(Mutex::new(Vec::new()));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(3);
     fn spawn<K>(
@@ -858,11 +860,14 @@ async fn record_deletions(client: &Client) -> Arc<Mutex<Vec<String>>> {
         kind: &'static str,
         deleted: Arc<Mutex<Vec<String>>>,
         ready: tokio::sync::mpsc::Sender<()>,
-    ) where
+    ) -> tokio::task::JoinHandle<()>
+    where
         K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     {
         tokio::spawn(async move {
-            let mut events = watcher(api, watcher::Config::default()).boxed();
+            let mut events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(event) = events.next().await {
                 match event {
                     Ok(watcher::Event::InitDone) => {
@@ -875,30 +880,32 @@ async fn record_deletions(client: &Client) -> Arc<Mutex<Vec<String>>> {
                     _ => {}
                 }
             }
-        });
+        })
     }
-    spawn(
-        Api::<Secret>::namespaced(client.clone(), NS),
-        "Secret",
-        deleted.clone(),
-        ready_tx.clone(),
-    );
-    spawn(
-        Api::<Service>::namespaced(client.clone(), NS),
-        "Service",
-        deleted.clone(),
-        ready_tx.clone(),
-    );
-    spawn(
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS),
-        "PersistentVolumeClaim",
-        deleted.clone(),
-        ready_tx,
-    );
+    let tasks = vec![
+        spawn(
+            Api::<Secret>::namespaced(client.clone(), NS),
+            "Secret",
+            deleted.clone(),
+            ready_tx.clone(),
+        ),
+        spawn(
+            Api::<Service>::namespaced(client.clone(), NS),
+            "Service",
+            deleted.clone(),
+            ready_tx.clone(),
+        ),
+        spawn(
+            Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS),
+            "PersistentVolumeClaim",
+            deleted.clone(),
+            ready_tx,
+        ),
+    ];
     for _ in 0..3 {
         ready_rx.recv().await.expect("deletion watches start");
     }
-    deleted
+    (deleted, tasks)
 }
 
 /// Available, as this operator reports it: the component conditions are its own (the seeded upstream status has
@@ -1064,7 +1071,7 @@ async fn taking_over_an_upstream_all_managed_registry_loses_nothing() {
     assert_eq!(pvcs_before.len(), 2, "{pvcs_before:?}");
 
     // The upstream operator is gone; this one starts.
-    let deleted = record_deletions(&client).await;
+    let (deleted, watches) = record_deletions(&client).await;
     let operator = sim::start_operator_with(client.clone(), vec![], sim::settings());
     let bundle_labelled = || {
         sim.get("", "secrets", NS, BUNDLE)
@@ -1083,6 +1090,9 @@ async fn taking_over_an_upstream_all_managed_registry_loses_nothing() {
     settle(&sim, Duration::from_millis(300)).await;
     assert!(available(&sim), "Available after settling");
     operator.abort();
+    for watch in &watches {
+        watch.abort();
+    }
 
     let deleted = deleted.lock().unwrap().clone();
     let rendered_config = sim
@@ -1160,6 +1170,10 @@ async fn taking_over_an_upstream_all_managed_registry_loses_nothing() {
     // The quay config this operator rendered carries the same DB_URI and secret keys.
     let config = secret_bytes(&sim, &rendered_config);
     let config = String::from_utf8(B64.decode(&config["config.yaml"]).unwrap()).unwrap();
+    // Same values as upstream's config.yaml (the text may differ: user values are kept as written).
+    let ours: Value = serde_saphyr::from_str(&config).unwrap();
+    let theirs: Value = serde_saphyr::from_str(&quay_config(&keys, &bucket)).unwrap();
+    assert_eq!(ours, theirs, "config.yaml values differ from upstream's");
     assert!(
         config.contains(&keys.db_password),
         "config.yaml keeps the database password"
