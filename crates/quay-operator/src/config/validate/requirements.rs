@@ -35,6 +35,25 @@ pub(super) fn check_config_parses(facts: &Facts<'_>, report: &mut ValidationRepo
             return;
         }
     };
+    // Anchors and aliases can make a few kilobytes mean a hundred thousand values, which every later step
+    // (validation, the render, hashing, the rendered Secret) would carry: refuse before any of them.
+    let values = config
+        .keys()
+        .filter_map(|k| config.get(k))
+        .try_fold(0usize, |n, v| {
+            count_values(v, MAX_CONFIG_VALUES - n).map(|c| n + c)
+        });
+    if values.is_none() {
+        report.push(Problem::error(
+            Reason::ConfigInvalid,
+            CONFIG_PATH,
+            format!(
+                "config.yaml holds more than {MAX_CONFIG_VALUES} values once its anchors and aliases are expanded; \
+                 Quay's configuration needs far fewer: write the values out or remove what Quay does not need"
+            ),
+        ));
+        return;
+    }
     for (key, wanted) in [
         ("EXTERNAL_TLS_TERMINATION", "bool"),
         ("PREFERRED_URL_SCHEME", "string"),
@@ -59,6 +78,27 @@ pub(super) fn check_config_parses(facts: &Facts<'_>, report: &mut ValidationRepo
     if let Some(hostname) = config.get_str("SERVER_HOSTNAME") {
         check_hostname_shape("SERVER_HOSTNAME", hostname, report);
     }
+}
+
+/// Most values (scalars, lists and mappings, at any depth) a `config.yaml` may hold once parsed.
+const MAX_CONFIG_VALUES: usize = 20_000;
+
+/// The number of values in `value` (itself included), or `None` once it exceeds `budget`.
+fn count_values(value: &Value, budget: usize) -> Option<usize> {
+    let mut count = 0usize;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        count += 1;
+        if count > budget {
+            return None;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    Some(count)
 }
 
 /// Longest `data` a Kubernetes Secret may hold.
