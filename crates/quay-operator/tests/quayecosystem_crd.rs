@@ -70,3 +70,18 @@ fn a_legacy_object_with_untyped_fields_reads() {
     assert_eq!(quay.database.unwrap().volume_size.as_deref(), Some("10Gi"));
     assert!(quay.registry_backends.unwrap()[0].s3.is_some());
 }
+
+#[test]
+fn crd_command_prints_the_quayecosystem_crd_with_the_flag_and_the_quayregistry_crd_without() {
+    use clap::Parser;
+    use quay_operator::cli::{Cli, execute};
+    let run = |args: &[&str]| {
+        let cli = Cli::try_parse_from(args).unwrap();
+        execute(&cli, |_| None, std::time::SystemTime::now())
+    };
+    let legacy = run(&["quay-operator", "crd", "--quayecosystem"]);
+    assert_eq!(legacy.code, 0);
+    assert_eq!(legacy.stdout, quay_ecosystem_crd_yaml());
+    let current = run(&["quay-operator", "crd"]);
+    assert_eq!(current.stdout, quay_operator::api::crd_yaml());
+}
