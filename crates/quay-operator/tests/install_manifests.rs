@@ -331,3 +331,42 @@ async fn kubectl_applies_the_namespaced_manifests_with_roles_only_in_the_watched
     sim.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn manifests_command_refuses_namespaces_that_do_not_fit_the_mode() {
+    use clap::Parser;
+    use quay_operator::cli::{Cli, execute};
+    let run = |args: &[&str]| {
+        let cli = Cli::try_parse_from(std::iter::once("quay-operator").chain(args.iter().copied()))
+            .expect("arguments parse");
+        execute(&cli, |_| None, common::fixed_now())
+    };
+    let out = run(&["manifests", "--mode", "multi"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr.contains("--mode multi needs --namespaces"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["manifests", "--mode", "all", "--namespaces", "quay"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = run(&[
+        "manifests",
+        "--mode",
+        "own",
+        "--operator-namespace",
+        "registries",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("--namespace=registries"),
+        "own namespace watches the operator's namespace"
+    );
+    assert!(
+        out.stdout.contains("kind: ServiceMonitor"),
+        "printed output includes the ServiceMonitor"
+    );
+    let out = run(&["rbac"]);
+    assert!(out.stdout.contains("all namespaces: "), "{}", out.stdout);
+}
