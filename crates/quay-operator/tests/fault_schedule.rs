@@ -224,3 +224,64 @@ async fn requests_after_an_api_server_restart_are_answered() {
         w.abort();
     }
 }
+
+/// Found by seed 20: each rotation of the external certificate renders a new `<reg>-quay-config-tls-<hash>`
+/// Secret, and the earlier ones (holding the old private keys) were never deleted. Once no workload mounts an
+/// earlier one, it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_tls_secrets_are_not_left_behind() {
+    use serde_json::json;
+    const NS: &str = "rotate-ns";
+    let cluster = sim::Cluster::start(sim::Platform::Kubernetes).await;
+    cluster.namespace(NS).await;
+    let certs = faults::certificates(sim::Platform::Kubernetes);
+    let write_tls = async |(cert, key): &(String, String)| {
+        cluster
+            .secret(
+                NS,
+                "ext-tls",
+                "kubernetes.io/tls",
+                &[("tls.crt", cert), ("tls.key", key)],
+            )
+            .await;
+    };
+    write_tls(&certs[0]).await;
+    let mut bundle = sim::kubernetes_bundle();
+    bundle.remove("ssl.cert");
+    bundle.remove("ssl.key");
+    let data: Vec<(&str, &str)> = bundle
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    cluster.secret(NS, "rot-config", "Opaque", &data).await;
+    let components = json!([{"kind": "tls", "managed": false, "secretRef": {"name": "ext-tls"}}]);
+    cluster
+        .create_registry(cluster.registry_json(NS, "rot", "rot-config", components))
+        .await;
+    cluster.wait_healthy(NS, "rot").await;
+    let tls_secrets = |list: &[serde_json::Value]| -> Vec<String> {
+        list.iter()
+            .filter_map(|s| s["metadata"]["name"].as_str())
+            .filter(|n| n.starts_with("rot-quay-config-tls-"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let first = tls_secrets(&cluster.sim.list("", "secrets", Some(NS)));
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    write_tls(&certs[1]).await;
+    let rotated = cluster
+        .wait_list("", "secrets", NS, "only the rotated TLS Secret", |l| {
+            let names = tls_secrets(l);
+            names.len() == 1 && names != first
+        })
+        .await;
+    let name = tls_secrets(&rotated).remove(0);
+    let served = cluster.sim.get("", "secrets", NS, &name).unwrap();
+    assert_eq!(
+        sim::secret_data(&served, "ssl.cert").as_deref(),
+        Some(certs[1].0.as_str())
+    );
+    cluster.wait_healthy(NS, "rot").await;
+    cluster.stop().await;
+}

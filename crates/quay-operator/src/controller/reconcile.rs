@@ -185,8 +185,14 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
             .await
         {
             Ok(waiting) => {
-                remove_old_config_secrets(&registry, &ctx, &plan.config_secret, &plan.bundle_name)
-                    .await?;
+                remove_old_config_secrets(
+                    &registry,
+                    &ctx,
+                    &plan.config_secret,
+                    &plan.bundle_name,
+                    objects,
+                )
+                .await?;
                 super::postgres_upgrade::clean_up(&registry, &ctx, &plan.postgres_upgrades).await?;
                 retry_after = super::postgres_upgrade::recheck(&plan.postgres_upgrades);
                 Rollout::Applied { waiting }
@@ -710,15 +716,40 @@ async fn remove_old_config_secrets(
     ctx: &Context,
     current: &str,
     bundle_name: &str,
+    desired: &[DesiredObject],
 ) -> Result<(), Error> {
     let namespace = registry.namespace().unwrap_or_default();
     let name = registry.name_any();
     let prefix = format!("{name}-quay-config-secret-");
+    // Earlier renders' TLS Secrets (each rotation makes one, holding the old private key) go as well, once no
+    // workload's pod template mounts them any more.
+    let tls_prefix = format!("{name}-quay-config-tls-");
+    let templates: Vec<String> = ctx
+        .cached_for_registry::<Deployment>(&namespace, &name)
+        .into_iter()
+        .filter_map(|d| {
+            d.spec
+                .map(|s| serde_json::to_string(&s.template).unwrap_or_default())
+        })
+        .chain(
+            ctx.cached_for_registry::<Job>(&namespace, &name)
+                .into_iter()
+                .filter_map(|j| {
+                    j.spec
+                        .map(|s| serde_json::to_string(&s.template).unwrap_or_default())
+                }),
+        )
+        .collect();
+    let old_tls = |n: &str| {
+        n.starts_with(&tls_prefix)
+            && !desired.iter().any(|o| o.name() == n)
+            && !templates.iter().any(|t| t.contains(n))
+    };
     let old: Vec<String> = ctx
         .cached_for_registry::<Secret>(&namespace, &name)
         .into_iter()
         .map(|s| s.name_any())
-        .filter(|n| n.starts_with(&prefix) && n != current && n != bundle_name)
+        .filter(|n| (n.starts_with(&prefix) && n != current && n != bundle_name) || old_tls(n))
         .collect();
     if old.is_empty() {
         return Ok(());

@@ -302,9 +302,10 @@ impl Schedule {
             };
             // Both leave what exists at that moment in place (a blocked rollout changes nothing; an unmanaged
             // component's objects are kept, as upstream), so both runs must be at the same point first.
+            // A deletion keeps what exists by then (volumes and keys are retained and labelled) — the same.
             if matches!(
                 action,
-                Action::BreakBundle | Action::Toggle { managed: false, .. }
+                Action::BreakBundle | Action::Toggle { managed: false, .. } | Action::Delete
             ) && events.last() != Some(&Event::Settle)
             {
                 events.push(Event::Settle);
