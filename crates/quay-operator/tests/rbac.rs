@@ -463,3 +463,129 @@ async fn all_namespaces_rbac_is_enough_on_openshift_with_every_component_managed
     );
     sim.stop().await;
 }
+
+/// Plain Kubernetes, namespaced install: a managed route becomes an Ingress (the exposure on plain Kubernetes),
+/// with the namespaced RBAC only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_rbac_is_enough_for_ingress_exposure_on_plain_kubernetes() {
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    sim.install_crd(serde_json::to_value(QuayRegistry::crd()).unwrap())
+        .unwrap();
+    let watched = "quay-enterprise";
+    for ns in [OPERATOR_NS, watched] {
+        namespace(&sim, ns).await;
+    }
+    let spec = InstallSpec {
+        mode: InstallMode::MultiNamespace(vec![watched.into()]),
+        ..Default::default()
+    };
+    install_rbac(&sim, &spec);
+    let options = RunOptions {
+        namespaces: vec![watched.to_owned()],
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        settings: OperatorSettings {
+            quay_version: common_quay_version().to_owned(),
+            operator_namespace: Some(OPERATOR_NS.to_owned()),
+            ..OperatorSettings::from_env(|_| None)
+        },
+    };
+    let client = sim.client_with_token(TOKEN);
+    let operator = tokio::spawn(async move {
+        let _ = quay_operator::controller::run(client, options).await;
+    });
+    let name = create_example(&sim.client(), "kubernetes-ingress", watched).await;
+    let available = sim
+        .wait_until(Duration::from_secs(60), || {
+            is_available(&sim, watched, &name)
+        })
+        .await;
+    let refused = forbidden(&sim);
+    operator.abort();
+    assert!(
+        available,
+        "not Available: {}\nrefused: {refused:#?}",
+        registry_conditions(&sim, watched, &name)
+    );
+    assert!(refused.is_empty(), "requests refused by RBAC: {refused:#?}");
+    assert!(
+        !sim.list("networking.k8s.io", "ingresses", Some(watched))
+            .is_empty(),
+        "the registry is exposed by an Ingress"
+    );
+    sim.stop().await;
+}
+
+/// Plain Kubernetes, namespaced install, cert-manager asked to issue the registry's certificate: the Certificate,
+/// the TLS Secret it fills (read, labelled for the watch) and the Ingress, with the namespaced RBAC only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_rbac_is_enough_for_a_cert_manager_certificate() {
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    sim.install_crd(serde_json::to_value(QuayRegistry::crd()).unwrap())
+        .unwrap();
+    let _issuer = sim.install_cert_manager().unwrap();
+    let watched = "quay-enterprise";
+    for ns in [OPERATOR_NS, watched] {
+        namespace(&sim, ns).await;
+    }
+    let spec = InstallSpec {
+        mode: InstallMode::MultiNamespace(vec![watched.into()]),
+        ..Default::default()
+    };
+    install_rbac(&sim, &spec);
+    let options = RunOptions {
+        namespaces: vec![watched.to_owned()],
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        settings: OperatorSettings {
+            quay_version: common_quay_version().to_owned(),
+            operator_namespace: Some(OPERATOR_NS.to_owned()),
+            ..OperatorSettings::from_env(|_| None)
+        },
+    };
+    let client = sim.client_with_token(TOKEN);
+    let operator = tokio::spawn(async move {
+        let _ = quay_operator::controller::run(client, options).await;
+    });
+    // The ingress example, with its certificate coming from cert-manager instead of the bundle.
+    let admin = sim.client();
+    let mut bundle = example("kubernetes-ingress", "config-bundle.yaml", watched);
+    let files = bundle["stringData"].as_object_mut().unwrap();
+    files.retain(|k, _| !k.starts_with("ssl."));
+    let bundle: Secret = serde_json::from_value(bundle).unwrap();
+    Api::<Secret>::namespaced(admin.clone(), watched)
+        .create(&PostParams::default(), &bundle)
+        .await
+        .unwrap();
+    let mut registry = example("kubernetes-ingress", "quayregistry.yaml", watched);
+    registry["metadata"]["annotations"]["quay-operator.rs/cert-manager-issuer"] =
+        json!("ClusterIssuer/letsencrypt");
+    for component in registry["spec"]["components"].as_array_mut().unwrap() {
+        if component["kind"] == "tls" {
+            component["secretRef"] = json!({"name": "quay-serving-cert"});
+        }
+    }
+    let registry: QuayRegistry = serde_json::from_value(registry).unwrap();
+    let name = Api::<QuayRegistry>::namespaced(admin.clone(), watched)
+        .create(&PostParams::default(), &registry)
+        .await
+        .unwrap()
+        .name_any();
+    let available = sim
+        .wait_until(Duration::from_secs(60), || {
+            is_available(&sim, watched, &name)
+        })
+        .await;
+    let refused = forbidden(&sim);
+    operator.abort();
+    assert!(
+        available,
+        "not Available: {}\nrefused: {refused:#?}",
+        registry_conditions(&sim, watched, &name)
+    );
+    assert!(refused.is_empty(), "requests refused by RBAC: {refused:#?}");
+    assert!(
+        !sim.list("cert-manager.io", "certificates", Some(watched))
+            .is_empty(),
+        "the Certificate was created"
+    );
+    sim.stop().await;
+}
