@@ -1209,7 +1209,11 @@ impl Runner<'_> {
                 let api = self.api();
                 retry("create the registry", || async {
                     match api.create(&PostParams::default(), &registry).await {
-                        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                        Err(kube::Error::Api(e))
+                            if e.code == 409 && e.reason == "AlreadyExists" =>
+                        {
+                            Ok(())
+                        }
                         other => other.map(|_| ()),
                     }
                 })
