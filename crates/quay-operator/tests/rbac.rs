@@ -472,27 +472,7 @@ async fn namespaced_rbac_is_enough_for_ingress_exposure_on_plain_kubernetes() {
     sim.install_crd(serde_json::to_value(QuayRegistry::crd()).unwrap())
         .unwrap();
     let watched = "quay-enterprise";
-    for ns in [OPERATOR_NS, watched] {
-        namespace(&sim, ns).await;
-    }
-    let spec = InstallSpec {
-        mode: InstallMode::MultiNamespace(vec![watched.into()]),
-        ..Default::default()
-    };
-    install_rbac(&sim, &spec);
-    let options = RunOptions {
-        namespaces: vec![watched.to_owned()],
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        settings: OperatorSettings {
-            quay_version: common_quay_version().to_owned(),
-            operator_namespace: Some(OPERATOR_NS.to_owned()),
-            ..OperatorSettings::from_env(|_| None)
-        },
-    };
-    let client = sim.client_with_token(TOKEN);
-    let operator = tokio::spawn(async move {
-        let _ = quay_operator::controller::run(client, options).await;
-    });
+    let operator = start_namespaced_operator(&sim, watched);
     let name = create_example(&sim.client(), "kubernetes-ingress", watched).await;
     let available = sim
         .wait_until(Duration::from_secs(60), || {
@@ -524,27 +504,7 @@ async fn namespaced_rbac_is_enough_for_a_cert_manager_certificate() {
         .unwrap();
     let _issuer = sim.install_cert_manager().unwrap();
     let watched = "quay-enterprise";
-    for ns in [OPERATOR_NS, watched] {
-        namespace(&sim, ns).await;
-    }
-    let spec = InstallSpec {
-        mode: InstallMode::MultiNamespace(vec![watched.into()]),
-        ..Default::default()
-    };
-    install_rbac(&sim, &spec);
-    let options = RunOptions {
-        namespaces: vec![watched.to_owned()],
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        settings: OperatorSettings {
-            quay_version: common_quay_version().to_owned(),
-            operator_namespace: Some(OPERATOR_NS.to_owned()),
-            ..OperatorSettings::from_env(|_| None)
-        },
-    };
-    let client = sim.client_with_token(TOKEN);
-    let operator = tokio::spawn(async move {
-        let _ = quay_operator::controller::run(client, options).await;
-    });
+    let operator = start_namespaced_operator(&sim, watched);
     // The ingress example, with its certificate coming from cert-manager instead of the bundle.
     let admin = sim.client();
     let mut bundle = example("kubernetes-ingress", "config-bundle.yaml", watched);
@@ -586,6 +546,80 @@ async fn namespaced_rbac_is_enough_for_a_cert_manager_certificate() {
         !sim.list("cert-manager.io", "certificates", Some(watched))
             .is_empty(),
         "the Certificate was created"
+    );
+    sim.stop().await;
+}
+
+/// Creates the namespaces and the namespaced install's RBAC watching `watched`, and runs the operator in-process
+/// as its ServiceAccount.
+fn start_namespaced_operator(sim: &Simulator, watched: &str) -> tokio::task::JoinHandle<()> {
+    for ns in [OPERATOR_NS, watched] {
+        let _ =
+            sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    let spec = InstallSpec {
+        mode: InstallMode::MultiNamespace(vec![watched.into()]),
+        ..Default::default()
+    };
+    install_rbac(sim, &spec);
+    let options = RunOptions {
+        namespaces: vec![watched.to_owned()],
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        settings: OperatorSettings {
+            quay_version: common_quay_version().to_owned(),
+            operator_namespace: Some(OPERATOR_NS.to_owned()),
+            ..OperatorSettings::from_env(|_| None)
+        },
+    };
+    let client = sim.client_with_token(TOKEN);
+    tokio::spawn(async move {
+        let _ = quay_operator::controller::run(client, options).await;
+    })
+}
+
+/// Plain Kubernetes, namespaced install, a registry naming a Gateway: the Gateway API HTTPRoute, with the
+/// namespaced RBAC only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_rbac_is_enough_for_a_gateway_api_http_route() {
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    sim.install_crd(serde_json::to_value(QuayRegistry::crd()).unwrap())
+        .unwrap();
+    sim.install_gateway_api().unwrap();
+    let watched = "quay-enterprise";
+    let operator = start_namespaced_operator(&sim, watched);
+    let admin = sim.client();
+    let bundle: Secret =
+        serde_json::from_value(example("kubernetes-ingress", "config-bundle.yaml", watched))
+            .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), watched)
+        .create(&PostParams::default(), &bundle)
+        .await
+        .unwrap();
+    let mut registry = example("kubernetes-ingress", "quayregistry.yaml", watched);
+    registry["metadata"]["annotations"] = json!({"quay-operator.rs/gateway": "infra/public/https"});
+    let registry: QuayRegistry = serde_json::from_value(registry).unwrap();
+    let name = Api::<QuayRegistry>::namespaced(admin.clone(), watched)
+        .create(&PostParams::default(), &registry)
+        .await
+        .unwrap()
+        .name_any();
+    let available = sim
+        .wait_until(Duration::from_secs(60), || {
+            is_available(&sim, watched, &name)
+        })
+        .await;
+    let refused = forbidden(&sim);
+    operator.abort();
+    assert!(
+        available,
+        "not Available: {}\nrefused: {refused:#?}",
+        registry_conditions(&sim, watched, &name)
+    );
+    assert!(refused.is_empty(), "requests refused by RBAC: {refused:#?}");
+    assert!(
+        !sim.list("gateway.networking.k8s.io", "httproutes", Some(watched))
+            .is_empty(),
+        "the registry is exposed by an HTTPRoute"
     );
     sim.stop().await;
 }
