@@ -34,9 +34,51 @@ pub struct RequestRecord {
 pub struct Metrics {
     counts: Mutex<BTreeMap<Key, u64>>,
     log: Mutex<Vec<RequestRecord>>,
+    /// Requests being served, watches excepted: a request is counted and logged only after its change is stored
+    /// and sent to watchers, so a client can see a change whose request is not in the log yet.
+    in_flight: Mutex<u64>,
+    landed: tokio::sync::Notify,
+}
+
+/// A request being served; counted in [`Metrics::requests_in_flight`] until dropped (after it is logged, or when
+/// the client went away).
+pub struct InFlight<'m>(&'m Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.in_flight.lock().expect("in flight");
+        *n -= 1;
+        if *n == 0 {
+            self.0.landed.notify_waiters();
+        }
+    }
 }
 
 impl Metrics {
+    pub fn begin_request(&self) -> InFlight<'_> {
+        *self.in_flight.lock().expect("in flight") += 1;
+        InFlight(self)
+    }
+
+    /// Requests (watches excepted) being served now.
+    pub fn requests_in_flight(&self) -> u64 {
+        *self.in_flight.lock().expect("in flight")
+    }
+
+    /// Waits until no request (watches excepted) is being served: every change a client has seen so far is then in
+    /// the counters and the request log.
+    pub async fn requests_landed(&self) {
+        loop {
+            let landed = self.landed.notified();
+            tokio::pin!(landed);
+            landed.as_mut().enable();
+            if self.requests_in_flight() == 0 {
+                return;
+            }
+            landed.await;
+        }
+    }
+
     pub fn record(&self, key: Key) {
         *self.counts.lock().expect("metrics").entry(key).or_default() += 1;
     }

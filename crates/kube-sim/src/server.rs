@@ -195,6 +195,7 @@ pub async fn handle(
         body,
     };
     let path = req.uri.path().to_string();
+    let _in_flight = (!req.q_bool("watch")).then(|| shared.metrics.begin_request());
     let latency = shared.faults.lock().map(|f| f.latency).unwrap_or_default();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -398,6 +398,12 @@ impl Simulator {
         self.shared.metrics.requests()
     }
 
+    /// Waits until no request (watches excepted) is being served, so every change a client has seen is in
+    /// [`Simulator::requests`] and the counters: a change reaches watchers before its request is logged.
+    pub async fn requests_landed(&self) {
+        self.shared.metrics.requests_landed().await
+    }
+
     /// Wait until `cond` holds, re-checking it after every store change (no polling); gives up
     /// after `timeout` and returns whether it held. Useful for asserting on what the GC or
     /// simulated controllers did.

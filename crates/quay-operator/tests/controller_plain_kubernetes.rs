@@ -132,12 +132,18 @@ async fn registry_becomes_available_then_quiet_and_keeps_data_when_deleted() {
     );
     assert_eq!(available.spec, registry.spec, "spec is never written");
 
-    // Converged: a resync of every simulated controller produces no write from the operator.
+    // Converged: a resync of every simulated controller produces no write from the operator. The write that made
+    // the registry Available reaches watchers before the simulator logs it: count from once it is logged.
+    sim.requests_landed().await;
     let writes_before = sim.metrics().writes("");
+    let status_before = api.get(&name).await.unwrap().status;
     let log_before = sim.requests().len();
     sim.resync_controllers();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let writes_after = sim.metrics().writes("");
+    let status_after = api.get(&name).await.unwrap().status;
+    let status_before_json = serde_json::to_string_pretty(&status_before).unwrap();
+    let status_after_json = serde_json::to_string_pretty(&status_after).unwrap();
     let quiet_writes: Vec<String> = sim.requests()[log_before..]
         .iter()
         .filter(|r| r.method != "GET")
@@ -155,7 +161,7 @@ async fn registry_becomes_available_then_quiet_and_keeps_data_when_deleted() {
         .collect();
     assert_eq!(
         writes_before, writes_after,
-        "no writes once converged: {quiet_writes:#?}\nevents: {events:#?}"
+        "no writes once converged: {quiet_writes:#?}\nevents: {events:#?}\nstatus before: {status_before_json}\nstatus after: {status_after_json}"
     );
 
     // Deleting the registry keeps the database volume and the managed keys.
