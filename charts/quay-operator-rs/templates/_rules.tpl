@@ -14,11 +14,10 @@
   - quay.redhat.com
   resources:
   - quayregistries/status
-  - quayecosystems/status
   verbs:
   - patch
 - apiGroups:
-  - quay.redhat.com
+  - redhatcop.redhat.io
   resources:
   - quayecosystems
   verbs:
@@ -26,7 +25,13 @@
   - patch
   - watch
 - apiGroups:
-  - quay.redhat.com
+  - redhatcop.redhat.io
+  resources:
+  - quayecosystems/status
+  verbs:
+  - patch
+- apiGroups:
+  - redhatcop.redhat.io
   resources:
   - quayecosystems/finalizers
   verbs:
@@ -198,11 +203,10 @@
   - quay.redhat.com
   resources:
   - quayregistries/status
-  - quayecosystems/status
   verbs:
   - patch
 - apiGroups:
-  - quay.redhat.com
+  - redhatcop.redhat.io
   resources:
   - quayecosystems
   verbs:
@@ -210,7 +214,13 @@
   - patch
   - watch
 - apiGroups:
-  - quay.redhat.com
+  - redhatcop.redhat.io
+  resources:
+  - quayecosystems/status
+  verbs:
+  - patch
+- apiGroups:
+  - redhatcop.redhat.io
   resources:
   - quayecosystems/finalizers
   verbs:

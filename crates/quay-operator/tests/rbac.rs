@@ -623,3 +623,28 @@ async fn namespaced_rbac_is_enough_for_a_gateway_api_http_route() {
     );
     sim.stop().await;
 }
+
+/// Every row's group is the one the resource is really served under: a row with the right resource name and
+/// the wrong group grants nothing and the call gets a 403 on a real cluster.
+#[test]
+fn every_custom_resource_row_names_the_group_its_crd_serves() {
+    use quay_operator::api::quayecosystem::QuayEcosystem;
+    let served: Vec<(String, String)> = [QuayRegistry::crd(), QuayEcosystem::crd()]
+        .into_iter()
+        .map(|crd| (crd.spec.group.clone(), crd.spec.names.plural.clone()))
+        .collect();
+    for (group, plural) in &served {
+        let rows: Vec<&rbac::ApiCall> = API_CALLS
+            .iter()
+            .filter(|call| call.resource.split('/').next() == Some(plural.as_str()))
+            .collect();
+        assert!(!rows.is_empty(), "no RBAC row for {plural}");
+        for row in rows {
+            assert_eq!(
+                row.group, group,
+                "RBAC row {} has group {}, its CRD serves {group}",
+                row.resource, row.group
+            );
+        }
+    }
+}
