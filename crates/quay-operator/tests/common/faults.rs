@@ -538,6 +538,23 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> String {
             }
             String::new()
         }
+        // Long texts (a rendered config.yaml): the first line that differs.
+        (Value::String(x), Value::String(y)) if x.contains('\n') || y.contains('\n') => {
+            let (mut lx, mut ly) = (x.lines(), y.lines());
+            let mut n = 1;
+            loop {
+                match (lx.next(), ly.next()) {
+                    (Some(p), Some(q)) if p == q => n += 1,
+                    (p, q) => {
+                        return format!(
+                            "{path}, line {n}: {:?} (reference {:?})",
+                            p.unwrap_or("<end>"),
+                            q.unwrap_or("<end>")
+                        );
+                    }
+                }
+            }
+        }
         _ => {
             let cut = |v: &Value| {
                 let s = v.to_string();
