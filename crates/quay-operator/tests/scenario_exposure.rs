@@ -350,7 +350,8 @@ async fn cert_manager_fills_the_tls_secret_and_a_renewal_restarts_only_what_serv
 
     let database_pods = template(&cluster.deployment(NS, "cm-quay-database").unwrap()).clone();
 
-    // Renewal: a new key and certificate in the same Secret.
+    // Renewal: a new key and certificate in the same Secret. Earlier writes must be logged before counting.
+    cluster.sim.requests_landed().await;
     let since = cluster.sim.requests().len();
     cert_manager.renew(NS, "cm-quay-tls");
     cluster

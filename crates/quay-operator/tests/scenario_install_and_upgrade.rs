@@ -405,7 +405,7 @@ async fn upgrade_story(platform: Platform) {
     operator.abort();
     let _ = operator.await;
     // A status write the stopped process had already sent may still be served: let it land before counting.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    cluster.sim.requests_landed().await;
     let start = cluster.sim.requests().len();
     let operator = cluster.spawn_operator(newer);
     cluster.wait_healthy(NS, "up").await;
