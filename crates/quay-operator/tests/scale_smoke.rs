@@ -15,8 +15,8 @@ use quay_operator::render::OperatorSettings;
 use serde_json::Value;
 
 /// Enough registries that work done for every registry on any event would show as writes, as the issue asks
-/// (50). Since the simulator's garbage collector is indexed a debug build converges them in ~25 s on an idle
-/// machine (56 s with the machine fully loaded), well inside the 120 s limit below.
+/// (50). Since the simulator's garbage collector is indexed, a debug build ran this test in 56 s with the machine
+/// fully loaded by other builds (load average ~10 on 2 cores), inside the 120 s limit below.
 const REGISTRIES: usize = 50;
 const EXAMPLE: &str = "kubernetes-s3-tls";
 /// User-Agent of this test's own requests, so the operator's can be told apart in the audit log.
