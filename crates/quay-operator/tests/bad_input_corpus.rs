@@ -19,8 +19,7 @@ use std::time::Instant;
 use base64::Engine;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube_sim::Simulator;
-use quay_operator::api::{FINALIZER, QuayRegistry};
-use quay_operator::config::ManagedKeys;
+use quay_operator::api::QuayRegistry;
 use quay_operator::controller::reconcile::CONFIG_BUNDLE_LABEL;
 use quay_operator::render::OperatorSettings;
 use serde_json::{Value, json};
@@ -161,7 +160,7 @@ fn load_case(path: &Path, index: usize) -> Case {
     };
 
     // The registry: the case's spec, the platform's unmanaged components added on Kubernetes (as the e2e
-    // values), and the finalizer the operator would add first (so the only write left is status).
+    // values). No finalizer and no managed keys: the operator adds them only once the input is good.
     let reg_doc = &doc["registry"];
     let mut spec = reg_doc.get("spec").cloned().unwrap_or_else(|| json!({}));
     if spec.get("configBundleSecret").is_none() {
@@ -179,7 +178,7 @@ fn load_case(path: &Path, index: usize) -> Case {
     let name = reg_doc["name"].as_str().unwrap_or(REGISTRY).to_owned();
     let registry = json!({
         "apiVersion": "quay.redhat.com/v1", "kind": "QuayRegistry",
-        "metadata": {"name": name, "namespace": namespace, "finalizers": [FINALIZER]},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     });
 
@@ -277,8 +276,8 @@ enum Setup {
     Refused(String),
 }
 
-/// Namespace, existing objects, bundle, managed keys (complete, so the operator has none to add), registry and
-/// its status: everything the operator will find when it starts.
+/// Namespace, existing objects, bundle (labelled, as the operator labels a bundle it watches), registry and its
+/// status: everything the operator will find when it starts.
 async fn set_up(sim: &Simulator, client: &kube::Client, case: &Case) -> Setup {
     sim::create_namespace(client, &case.namespace).await;
     for obj in &case.objects {
@@ -298,12 +297,6 @@ async fn set_up(sim: &Simulator, client: &kube::Client, case: &Case) -> Setup {
                 .unwrap_or_else(|e| panic!("{}: bundle: {e}", case.file));
         }
     }
-    let mut keys = ManagedKeys::default();
-    keys.complete(&case.name);
-    let keys = serde_json::to_value(keys.to_secret(&case.name, &case.namespace, None)).unwrap();
-    // A registry whose name is too long for a label value cannot have them: the operator meets the same.
-    let _ = create(client, &keys).await;
-
     let api: Api<QuayRegistry> = Api::namespaced(client.clone(), &case.namespace);
     let ar = kube::api::ApiResource::erase::<QuayRegistry>(&());
     let dynamic: Api<kube::api::DynamicObject> =

@@ -132,7 +132,8 @@ pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<
             return Ok(plan);
         }
     };
-    let keys = ensure_managed_keys(registry, ctx, mode).await?;
+    // Generated in memory; stored only once the render shows the input is good, so bad input writes no Secret.
+    let (keys, stored_keys) = load_managed_keys(registry, ctx).await?;
     let mut cluster = cluster_facts(registry, ctx, &bundle, mode).await?;
     plan.postgres_upgrades =
         super::postgres_upgrade::observe_and_decide(registry, ctx, &bundle, &cluster).await?;
@@ -152,6 +153,9 @@ pub async fn plan(registry: &QuayRegistry, ctx: &Context, mode: Mode) -> Result<
     match render(&input) {
         Err(e) => plan.objects = Err(e),
         Ok(mut rendered) => {
+            if mode == Mode::Reconcile {
+                store_managed_keys(registry, ctx, &keys, stored_keys.as_ref()).await?;
+            }
             mark_migration_job(&mut rendered.objects, &ctx.settings.quay_version);
             plan.config_secret = rendered.config_secret_name;
             plan.components = rendered.components;
@@ -173,10 +177,12 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
     if registry.metadata.deletion_timestamp.is_some() {
         return cleanup(&registry, &ctx, &api).await;
     }
-    ensure_finalizer(&registry, &api).await?;
-
     // Observe, render.
     let plan = plan(&registry, &ctx, Mode::Reconcile).await?;
+    // The finalizer guards what the operator creates; input that is refused creates nothing and gets none.
+    if plan.objects.is_ok() {
+        ensure_finalizer(&registry, &api).await?;
+    }
     // Diff, apply.
     let mut retry_after = None;
     let rollout = match &plan.objects {
@@ -378,13 +384,12 @@ async fn label_for_watch(secrets: &Api<Secret>, secret: &Secret, label: &str) ->
     Ok(())
 }
 
-/// Reads `<reg>-quay-registry-managed-secret-keys`; creates it, or adds only the missing keys. A stored value
-/// is never replaced.
-async fn ensure_managed_keys(
+/// `<reg>-quay-registry-managed-secret-keys` as stored, with any missing key generated in memory (a stored value
+/// is never replaced). Also returns the stored Secret, if any, for [`store_managed_keys`].
+async fn load_managed_keys(
     registry: &QuayRegistry,
     ctx: &Context,
-    mode: Mode,
-) -> Result<ManagedKeys, Error> {
+) -> Result<(ManagedKeys, Option<Secret>), Error> {
     let namespace = registry.namespace().unwrap_or_default();
     let name = format!("{}-{MANAGED_KEYS_SUFFIX}", registry.name_any());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -399,9 +404,23 @@ async fn ensure_managed_keys(
         .as_ref()
         .map(ManagedKeys::from_secret)
         .unwrap_or_default();
-    if !keys.complete(&registry.name_any()) || mode == Mode::Preview {
-        return Ok(keys);
+    keys.complete(&registry.name_any());
+    Ok((keys, existing))
+}
+
+/// Writes the keys that the stored Secret lacks (all of them when there is none); a complete Secret costs nothing.
+async fn store_managed_keys(
+    registry: &QuayRegistry,
+    ctx: &Context,
+    keys: &ManagedKeys,
+    existing: Option<&Secret>,
+) -> Result<(), Error> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = format!("{}-{MANAGED_KEYS_SUFFIX}", registry.name_any());
+    if existing.is_some_and(|current| ManagedKeys::from_secret(current) == *keys) {
+        return Ok(());
     }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let desired = keys.to_secret(&registry.name_any(), &namespace, registry.owner_ref(&()));
     match existing {
         None => {
@@ -412,7 +431,7 @@ async fn ensure_managed_keys(
         }
         Some(current) => {
             // Add only the keys that were missing; the resourceVersion guards against a concurrent writer.
-            let have = secret_files(&current);
+            let have = secret_files(current);
             let missing: BTreeMap<String, ByteString> = desired
                 .data
                 .unwrap_or_default()
@@ -426,7 +445,7 @@ async fn ensure_managed_keys(
                 .map_err(api_err("patch", "Secret", &name))?;
         }
     }
-    Ok(keys)
+    Ok(())
 }
 
 /// What the cluster offers this registry right now.
