@@ -283,9 +283,11 @@ async fn run_scope(
     .predicate_filter(predicates::resource_version, unseen_versions());
     // Reconciles in flight at once: each holds a render and its requests, so this bounds the operator's peak
     // memory when many registries change together; more would not go faster (the work is CPU and API-bound).
-    let mut controller = Controller::for_stream(registry_stream, registry_reader).with_config(
-        kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
-    );
+    let mut controller = Controller::for_stream(registry_stream, registry_reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+        )
+        .trigger_backoff(NoSharedBackoff);
     let mut stores = HashMap::new();
     let owned_config = watcher::Config::default().labels(REGISTRY_LABEL);
     for kind in &kinds {
@@ -400,6 +402,25 @@ async fn run_scope(
 
 /// How many registries are reconciled at the same time.
 const RECONCILE_CONCURRENCY: u16 = 8;
+
+/// The controller's backoff over all its trigger streams together: none. kube's default pauses every trigger
+/// (and so every watch cache) for 0.8 s, 1.6 s, ... up to 30 s after each error of any one of them; after a watch
+/// outage with compacted history each of the ~17 watches reports its 410 in turn, and the operator then neither
+/// updated its caches nor reconciled for minutes (fault-schedule seeds 48, 77, 87). Each trigger stream backs off
+/// on its own errors (`default_backoff` on every watcher).
+struct NoSharedBackoff;
+
+impl Iterator for NoSharedBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoSharedBackoff {
+    fn reset(&mut self) {}
+}
 
 /// Remembers the resourceVersions seen per object for a day (kube's default, an hour, would let a re-list after
 /// an hour of quiet reconcile everything again). Bounded by the number of objects the operator watches.
