@@ -4,7 +4,7 @@
 //! reference's state at every settle point, and no managed key or database volume may change on the way.
 //!
 //! Sizes: by default seeds 1 and 2; `FAULT_SEEDS=<count>` for seeds 0..count (`FAULT_SEED_START` shifts them),
-//! `FAULT_SEED=<n>` for one seed. Nightly size:
+//! `FAULT_SEED=<n>` for one seed; `FAULT_RESTARTS=0` leaves API server restarts out of those too. Nightly size:
 //! `FAULT_SEEDS=200 cargo test -p quay-operator --release --test fault_schedule -- --nocapture`.
 
 #[path = "common/sim.rs"]
@@ -51,7 +51,10 @@ async fn run_seed(seed: u64, with_restarts: bool) -> Result<faults::SeedOutcome,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_schedules_converge_to_the_fault_free_state() {
     let seeds = faults::seeds_from_env(&DEFAULT_SEEDS);
-    let with_restarts = std::env::var("FAULT_SEEDS").is_ok() || std::env::var("FAULT_SEED").is_ok();
+    // `FAULT_RESTARTS=0` leaves the restarts out of a `FAULT_SEEDS` / `FAULT_SEED` run too.
+    let with_restarts = (std::env::var("FAULT_SEEDS").is_ok()
+        || std::env::var("FAULT_SEED").is_ok())
+        && std::env::var("FAULT_RESTARTS").map_or(true, |v| v != "0");
     let started = Instant::now();
     let mut failed = Vec::new();
     let mut converged = 0;
