@@ -3,12 +3,13 @@
 //! same rendered config Secret — and says why in `RolloutBlocked`. Fixing the input resumes the rollout. No secret
 //! (managed keys, DB password, storage keys, TLS key) ever shows in status, Events or logs.
 
+#[path = "common/logs.rs"]
+mod logs;
 #[path = "common/sim.rs"]
 mod sim;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use kube_sim::FaultRule;
 use serde_json::{Value, json};
@@ -17,32 +18,9 @@ use sim::{Cluster, Platform, conditions, secret_data};
 const NS: &str = "bad-ns";
 const NAME: &str = "bad";
 
-/// Every log line of the operator in this test process (JSON, all levels down to debug).
+/// Every log line of the operator in this test process (JSON, every level down to debug).
 fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || LogSink(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
-}
-
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    logs::captured(tracing::Level::DEBUG)
 }
 
 /// Names and resourceVersions of everything the registry owns: "nothing changed" means this is equal.

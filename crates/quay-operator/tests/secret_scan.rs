@@ -3,12 +3,13 @@
 //! ever shows in the operator's logs, in Events or in any QuayRegistry status, whatever happens: install, a
 //! bundle change, a TLS rotation, bad input, an upgrade, deletion.
 
+#[path = "common/logs.rs"]
+mod logs;
 #[path = "common/sim.rs"]
 mod sim;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use futures::StreamExt;
@@ -22,30 +23,7 @@ use sim::{Cluster, Platform, secret_data};
 
 /// Every log line of the operator in this test process (JSON, every level down to trace).
 fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || LogSink(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
-}
-
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    logs::captured(tracing::Level::TRACE)
 }
 
 /// Bits of entropy of a uniformly random string over [`ALPHABET`].
