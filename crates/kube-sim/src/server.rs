@@ -367,3 +367,154 @@ fn aggregated_response(v: Value, version: &str) -> Response<Body> {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r
 }
+
+/// The connections one server accepted, so that a restart can close all of them: a real API server that goes
+/// away takes every connection with it, idle keep-alive ones included, and a client learns so at once. Without
+/// this a connection that outlived the graceful drain would keep being served by the old server.
+#[derive(Default)]
+pub struct Connections {
+    closed: std::sync::atomic::AtomicBool,
+    live: Mutex<Vec<std::sync::Weak<futures::task::AtomicWaker>>>,
+}
+
+impl Connections {
+    /// Fails every read and write of every connection accepted so far or later; hyper then ends each
+    /// connection and the socket is closed (the client sees EOF or a reset, as after a real restart).
+    pub fn close_all(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let live = std::mem::take(&mut *self.live.lock().unwrap_or_else(|e| e.into_inner()));
+        for waker in live.iter().filter_map(std::sync::Weak::upgrade) {
+            waker.wake();
+        }
+    }
+
+    /// Connections still open.
+    pub fn open(&self) -> usize {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        live.len()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A TCP listener whose accepted connections are tracked in [`Connections`].
+pub struct ConnectionListener {
+    listener: tokio::net::TcpListener,
+    connections: Arc<Connections>,
+}
+
+impl ConnectionListener {
+    pub fn new(listener: tokio::net::TcpListener, connections: Arc<Connections>) -> Self {
+        ConnectionListener {
+            listener,
+            connections,
+        }
+    }
+}
+
+impl axum::serve::Listener for ConnectionListener {
+    type Io = ServedConnection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    let waker = Arc::new(futures::task::AtomicWaker::new());
+                    {
+                        let mut live = self
+                            .connections
+                            .live
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        live.retain(|w| w.strong_count() > 0);
+                        live.push(Arc::downgrade(&waker));
+                    }
+                    let io = ServedConnection {
+                        stream,
+                        connections: self.connections.clone(),
+                        waker,
+                    };
+                    return (io, addr);
+                }
+                // Too many open files and the like: the listener stays usable, so wait a little and go on.
+                Err(e) => {
+                    tracing::debug!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// One accepted connection; every read and write fails once its server's connections are closed.
+pub struct ServedConnection {
+    stream: tokio::net::TcpStream,
+    connections: Arc<Connections>,
+    /// Woken by `close_all`, so a connection waiting for the client's next request notices at once.
+    waker: Arc<futures::task::AtomicWaker>,
+}
+
+impl ServedConnection {
+    fn check(&self, cx: &std::task::Context<'_>) -> std::io::Result<()> {
+        self.waker.register(cx.waker());
+        if self.connections.is_closed() {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "API server restarting",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ServedConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Err(e) = self.check(cx) {
+            return std::task::Poll::Ready(Err(e));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ServedConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Err(e) = self.check(cx) {
+            return std::task::Poll::Ready(Err(e));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Err(e) = self.check(cx) {
+            return std::task::Poll::Ready(Err(e));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

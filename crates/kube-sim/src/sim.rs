@@ -345,7 +345,9 @@ impl Simulator {
     }
 
     /// A full apiserver restart that keeps the store: the listener closes (connections are
-    /// refused), every watch is cut, and after `downtime` the server listens again on the
+    /// refused), every watch is cut, requests in flight get a moment to finish, then every
+    /// connection of the old server is closed, idle keep-alive ones included (a client sees EOF
+    /// or a reset once and reconnects), and after `downtime` the server listens again on the
     /// same address. With `compact`, the watch history is lost too, so watchers resuming from
     /// their last resourceVersion get 410 Expired and must relist (a restart against a
     /// compacted etcd).
@@ -353,8 +355,8 @@ impl Simulator {
         self.drop_watches();
         let old = self.server.lock().expect("server").take();
         if let Some(s) = old {
-            // A watch opened while the server drains subscribed after that cut and would hold its connection
-            // past the restart (the drain gives up after 2 s and leaves it open): keep cutting until drained.
+            // A watch opened while the server drains subscribed after that cut and would hold the drain until its
+            // deadline (when its connection is closed): keep cutting until drained.
             let cut = async {
                 loop {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -490,6 +492,7 @@ impl Drop for Simulator {
             && let Some(s) = s.take()
         {
             let _ = s.stop.send(true);
+            s.connections.close_all();
             s.handle.abort();
         }
     }
@@ -499,24 +502,39 @@ impl Drop for Simulator {
 struct ServerTask {
     handle: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
+    connections: Arc<server::Connections>,
 }
 
+/// How long a stopping server lets requests in flight finish before it closes their connections (kube-apiserver
+/// drains too, then goes away with every connection).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(1);
+
 impl ServerTask {
-    /// Graceful stop (watches were cut before); abort if connections linger.
-    async fn stop(self) {
+    /// Graceful stop (watches were cut before; idle keep-alive connections close at once), then every connection
+    /// still open is closed: none outlives its server.
+    async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let abort = self.handle.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(2), self.handle)
+        if tokio::time::timeout(DRAIN_DEADLINE, &mut self.handle)
             .await
             .is_err()
         {
-            abort.abort();
+            self.connections.close_all();
+            // The server future ends once its connection tasks did, which they do on their next poll.
+            if tokio::time::timeout(DRAIN_DEADLINE, &mut self.handle)
+                .await
+                .is_err()
+            {
+                self.handle.abort();
+            }
         }
+        self.connections.close_all();
     }
 }
 
 fn spawn_server(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> ServerTask {
     let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+    let connections = Arc::new(server::Connections::default());
+    let listener = server::ConnectionListener::new(listener, connections.clone());
     let app = axum::Router::new().fallback(
         move |method: axum::http::Method,
               uri: axum::http::Uri,
@@ -533,7 +551,11 @@ fn spawn_server(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> Serve
             })
             .await;
     });
-    ServerTask { handle, stop }
+    ServerTask {
+        handle,
+        stop,
+        connections,
+    }
 }
 
 pub fn kubeconfig_yaml(url: &str) -> String {
