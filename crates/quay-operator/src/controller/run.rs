@@ -95,7 +95,8 @@ pub const CAPABILITY_GROUPS: [&str; 6] = [
 async fn discover_all(client: &Client, options: &RunOptions) -> Result<Capabilities, kube::Error> {
     let mut capabilities = discover(client).await?;
     if capabilities.routes {
-        capabilities.cluster_hostname = super::route_probe::cluster_hostname(client, options).await;
+        capabilities.cluster_hostname =
+            super::route_probe::cluster_hostname(client, options).await?;
     }
     info!(?capabilities, "discovered cluster capabilities");
     Ok(capabilities)
