@@ -81,7 +81,13 @@ async fn a_request_outliving_the_drain_gets_its_connection_closed() {
         (api.list(&ListParams::default()).await, started.elapsed())
     });
     // The request is in the handler (sleeping its latency) before the restart begins.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while sim.metrics().requests_in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the list never reached the simulator");
     let restart = Instant::now();
     sim.restart(Duration::from_millis(50), false).await.unwrap();
     let restart_took = restart.elapsed();
