@@ -12,35 +12,14 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 use kube_sim::{Controller, Mode};
-use quay_operator::config::managed_keys::MANAGED_KEYS_SUFFIX;
 use quay_operator::render::OperatorSettings;
 use serde_json::{Value, json};
 use sim::{Cluster, Platform, QUAY_VERSION, assert_condition, conditions, secret_data};
 
 const NS: &str = "install-ns";
 
-/// The data of the managed keys Secret and of both databases' credentials Secrets: what must never change.
 fn kept_secrets(cluster: &Cluster, reg: &str) -> Value {
-    let data = |suffix: &str| {
-        let name = format!("{reg}-{suffix}");
-        cluster
-            .sim
-            .get("", "secrets", NS, &name)
-            .unwrap_or_else(|| panic!("Secret {name}"))["data"]
-            .clone()
-    };
-    let kept = json!({
-        "managedKeys": data(MANAGED_KEYS_SUFFIX),
-        "quayDatabase": data("postgres-config-secret"),
-        "clairDatabase": data("clairpostgres-config-secret"),
-    });
-    assert!(
-        kept["quayDatabase"]["database-password"]
-            .as_str()
-            .is_some_and(|p| !p.is_empty()),
-        "a database password to compare: {kept:#}"
-    );
-    kept
+    cluster.kept_secrets(NS, reg)
 }
 
 fn settings_for(version: &str) -> OperatorSettings {

@@ -12,7 +12,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use kube_sim::{Controller, Mode};
 use quay_operator::api::{FIELD_MANAGER, QuayRegistry};
-use quay_operator::config::managed_keys::MANAGED_KEYS_SUFFIX;
 use quay_operator::config::{ConfigBundle, ManagedKeys};
 use quay_operator::render::images::{DEFAULT_CLAIRPOSTGRES_IMAGE, DEFAULT_POSTGRES_IMAGE};
 use quay_operator::render::{ClusterFacts, OperatorSettings, RenderInput, render};
@@ -83,35 +82,9 @@ impl OldDatabase {
     }
 }
 
-/// The secrets that must survive an upgrade byte for byte: the managed keys Secret's data, and both databases'
-/// credentials Secrets' data.
-#[derive(Debug, PartialEq)]
-struct Secrets {
-    managed_keys: Value,
-    quay_db: Value,
-    clair_db: Value,
-}
-
-fn secrets(cluster: &Cluster, reg: &str) -> Secrets {
-    let data = |name: String| {
-        cluster
-            .sim
-            .get("", "secrets", NS, &name)
-            .unwrap_or_else(|| panic!("Secret {name}"))["data"]
-            .clone()
-    };
-    let s = Secrets {
-        managed_keys: data(format!("{reg}-{MANAGED_KEYS_SUFFIX}")),
-        quay_db: data(format!("{reg}-postgres-config-secret")),
-        clair_db: data(format!("{reg}-clairpostgres-config-secret")),
-    };
-    assert!(
-        s.quay_db["database-password"]
-            .as_str()
-            .is_some_and(|p| !p.is_empty()),
-        "a database password to compare"
-    );
-    s
+/// The secrets that must survive an upgrade byte for byte (managed keys, both databases' credentials).
+fn secrets(cluster: &Cluster, reg: &str) -> Value {
+    cluster.kept_secrets(NS, reg)
 }
 
 /// Starts a plain-Kubernetes cluster with the operator stopped and creates registry `reg` as an older operator
@@ -122,7 +95,7 @@ async fn left_by_older_operator(
     old: OldDatabase,
     version: &str,
     annotations: Value,
-) -> (Cluster, QuayRegistry, Secrets) {
+) -> (Cluster, QuayRegistry, Value) {
     let cluster = Cluster::start(Platform::Kubernetes).await;
     cluster.stop_operator();
     cluster.namespace(NS).await;

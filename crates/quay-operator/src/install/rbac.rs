@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
 use super::InstallMode;
+use crate::api::quayecosystem::QUAY_ECOSYSTEM_GROUP;
 
 /// Where a permission is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,21 +88,21 @@ pub const API_CALLS: &[ApiCall] = &[
         "conditions, currentVersion, registryEndpoint (reconcile.rs write_status)",
     ),
     call(
-        "redhatcop.redhat.io",
+        QUAY_ECOSYSTEM_GROUP,
         "quayecosystems",
         &["list", "watch", "patch"],
         Scope::Watched,
         "the QuayEcosystem migration controller: watch and mark migrated ecosystems (ecosystem.rs)",
     ),
     call(
-        "redhatcop.redhat.io",
+        QUAY_ECOSYSTEM_GROUP,
         "quayecosystems/status",
         &["patch"],
         Scope::Watched,
         "the QuayEcosystem migration controller reports progress (ecosystem.rs)",
     ),
     call(
-        "redhatcop.redhat.io",
+        QUAY_ECOSYSTEM_GROUP,
         "quayecosystems/finalizers",
         &["update"],
         Scope::Watched,

@@ -463,6 +463,31 @@ impl Cluster {
             .unwrap();
     }
 
+    /// The data of registry `reg`'s managed keys Secret and of both databases' credentials Secrets: what must
+    /// survive every upgrade, restart and takeover byte for byte. Panics when one is missing or the Quay database
+    /// password is empty (nothing to compare).
+    pub fn kept_secrets(&self, namespace: &str, reg: &str) -> Value {
+        let data = |suffix: &str| {
+            let name = format!("{reg}-{suffix}");
+            self.sim
+                .get("", "secrets", namespace, &name)
+                .unwrap_or_else(|| panic!("Secret {name}"))["data"]
+                .clone()
+        };
+        let kept = json!({
+            "managedKeys": data(quay_operator::config::managed_keys::MANAGED_KEYS_SUFFIX),
+            "quayDatabase": data("postgres-config-secret"),
+            "clairDatabase": data("clairpostgres-config-secret"),
+        });
+        assert!(
+            kept["quayDatabase"]["database-password"]
+                .as_str()
+                .is_some_and(|p| !p.is_empty()),
+            "a database password to compare: {kept:#}"
+        );
+        kept
+    }
+
     /// The rendered `config.yaml` of the registry's current config Secret (the one quay-app mounts).
     pub fn rendered_config_secrets(&self, namespace: &str, name: &str) -> Vec<Value> {
         let prefix = format!("{name}-quay-config-secret-");
