@@ -34,9 +34,11 @@ use futures::StreamExt;
 use kube::CustomResourceExt;
 use kube::api::ApiResource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
 use kube_sim::metrics::RequestRecord;
 use kube_sim::{Options, Simulator};
 use quay_operator::api::QuayRegistry;
+use quay_operator::controller::cache::WatchCache;
 use quay_operator::controller::context::slim_for_cache;
 use quay_operator::controller::{GRAFANA_DASHBOARD_NAMESPACE, RunOptions, run};
 use quay_operator::render::OperatorSettings;
@@ -419,8 +421,11 @@ fn print_cached_bytes(sim: &Simulator, n: usize) {
     let (mut total, mut total_slim) = (0usize, 0usize);
     let mut lines = vec![];
     let mut slim_serialized: Vec<Vec<u8>> = vec![];
+    let mut compact = 0usize;
     for (group, plural) in OWNED {
         let (mut count, mut bytes, mut slim_bytes) = (0, 0, 0);
+        // The operator's watch cache of the kind, filled as a first listing fills it.
+        let mut cache: Option<WatchCache> = None;
         for object in sim.list(group, plural, None) {
             if object
                 .pointer("/metadata/labels/quay-operator~1quayregistry")
@@ -434,17 +439,30 @@ fn print_cached_bytes(sim: &Simulator, n: usize) {
             let Ok(mut dynamic) = serde_json::from_value::<DynamicObject>(object) else {
                 continue;
             };
+            cache
+                .get_or_insert_with(|| {
+                    let cache = WatchCache::new(&kind);
+                    cache.apply(watcher::Event::Init);
+                    cache
+                })
+                .apply(watcher::Event::InitApply(dynamic.clone()));
             slim_for_cache(&mut dynamic, &kind, None);
             let slim = serde_json::to_vec(&dynamic).unwrap_or_default();
             slim_bytes += slim.len();
             slim_serialized.push(slim);
         }
+        let cached = cache.map_or(0, |c| {
+            c.apply(watcher::Event::InitDone);
+            c.heap_bytes()
+        });
         total += bytes;
         total_slim += slim_bytes;
+        compact += cached;
         lines.push(format!(
-            "    {plural:26} {count:5} objects {:8.1} KiB whole, {:.1} KiB cached",
+            "    {plural:26} {count:5} objects {:8.1} KiB whole, {:.1} KiB cached, {:.1} KiB in the watch cache",
             bytes as f64 / 1024.0,
-            slim_bytes as f64 / 1024.0
+            slim_bytes as f64 / 1024.0,
+            cached as f64 / 1024.0
         ));
     }
     println!(
@@ -455,6 +473,10 @@ fn print_cached_bytes(sim: &Simulator, n: usize) {
     for line in lines {
         println!("{line}");
     }
+    println!(
+        "  the operator's watch caches (controller::cache, compressed slim forms): {:.1} KiB per registry",
+        compact as f64 / 1024.0 / n as f64
+    );
     // The cached forms as the operator's reflector stores hold them: parsed `DynamicObject`s. (Other threads
     // allocate too, so this is approximate; the simulator is idle by now.)
     let before = allocated();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -54,7 +54,7 @@ pub struct Context {
     pub all_namespaces: bool,
     /// Kinds the cluster serves, with their watch caches.
     pub kinds: Vec<OwnedKind>,
-    pub stores: HashMap<(String, String), Store<DynamicObject>>,
+    pub stores: super::cache::Caches,
     /// `ProvisioningFailed` Events (the only Events the operator reads: why a database volume stays Pending).
     pub provisioning_failures: Option<Store<Event>>,
     /// Set once [`Context::caches_synced`] has waited (caches filled, or the wait timed out).
@@ -190,7 +190,7 @@ impl Context {
         name: &str,
     ) -> Option<Arc<DynamicObject>> {
         let store = self.stores.get(&key(ar))?;
-        store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))
+        store.get(namespace, name).map(Arc::new)
     }
 
     /// A cached object as its typed form.
@@ -213,18 +213,9 @@ impl Context {
             return Vec::new();
         };
         store
-            .state()
+            .for_registry(namespace, registry)
             .iter()
-            .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|o| {
-                o.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(crate::api::REGISTRY_LABEL))
-                    .map(String::as_str)
-                    == Some(registry)
-            })
-            .filter_map(|o| to_typed(o))
+            .filter_map(to_typed)
             .collect()
     }
 }
@@ -241,15 +232,13 @@ impl Context {
         if self.caches_waited.load(Ordering::Relaxed) {
             return;
         }
-        let stores = self
-            .stores
-            .values()
-            .map(|s| futures::future::Either::Left(s.wait_until_ready()))
-            .chain(
-                self.provisioning_failures
-                    .iter()
-                    .map(|s| futures::future::Either::Right(s.wait_until_ready())),
-            );
+        let stores =
+            self.stores
+                .values()
+                .map(|s| futures::future::Either::Left(s.wait_until_ready()))
+                .chain(self.provisioning_failures.iter().map(|s| {
+                    futures::future::Either::Right(async { _ = s.wait_until_ready().await })
+                }));
         let all = futures::future::join_all(stores);
         if tokio::time::timeout(CACHE_SYNC_TIMEOUT, all).await.is_err() {
             tracing::warn!(

@@ -3,6 +3,7 @@
 //! The decisions that need no API server live in [`status`] (component health) and [`diff`] (whether an object
 //! needs applying) and are unit-tested; [`reconcile`] and [`run`] are the thin shell that talks to the cluster.
 
+pub mod cache;
 pub mod commands;
 pub mod context;
 pub mod diff;

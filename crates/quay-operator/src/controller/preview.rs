@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kube::api::{Api, ListParams};
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::watcher;
 
+use super::cache::WatchCache;
 use super::commands::{DiffArgs, diff_client, registry_names};
 use super::context::Context;
 use super::diff::{changed_paths, needs_apply, stamp_hash};
@@ -49,15 +48,14 @@ pub async fn diff(args: &DiffArgs) -> Result<usize, BoxError> {
     let selector = format!("{REGISTRY_LABEL}={}", args.name);
     for kind in &kinds {
         let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &kind.resource);
-        let mut writer = Writer::new(kind.resource.clone());
-        for object in api
+        let objects = api
             .list(&ListParams::default().labels(&selector))
             .await?
-            .items
-        {
-            writer.apply_watcher_event(&watcher::Event::Apply(object));
-        }
-        stores.insert(key(&kind.resource), writer.as_reader());
+            .items;
+        stores.insert(
+            key(&kind.resource),
+            Arc::new(WatchCache::from_whole_objects(&kind.resource.kind, objects)),
+        );
     }
     let ctx = Context {
         client,

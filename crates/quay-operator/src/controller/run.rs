@@ -16,7 +16,8 @@ use kube::{Client, ResourceExt};
 use prometheus_client::registry::Registry;
 use tracing::{error, info};
 
-use super::context::{Capabilities, Context, slim_for_cache};
+use super::cache::WatchCache;
+use super::context::{Capabilities, Context};
 use super::kinds::{OwnedKind, key, owned_kinds};
 use super::metrics::Metrics;
 use super::reconcile::{CONFIG_BUNDLE_LABEL, Error, error_backoff, reconcile};
@@ -293,25 +294,26 @@ async fn run_scope(
     let owned_config = watcher::Config::default().labels(REGISTRY_LABEL);
     for kind in &kinds {
         let api = dynamic_api_for(&client, &scope, &kind.resource);
-        let writer = reflector::store::Writer::new(kind.resource.clone());
-        let reader = writer.as_reader();
-        stores.insert(key(&kind.resource), reader.clone());
         // Watch only objects carrying the registry label: memory follows what the operator owns. The cache
-        // keeps a slim form of each (context::slim_for_cache), made from the previous one and the new object.
-        let resource = kind.resource.clone();
-        let slim = move |object: &mut DynamicObject| {
-            let previous = reader.get(&ObjectRef::from_obj_with(object, resource.clone()));
-            slim_for_cache(object, &resource.kind, previous.as_deref());
-        };
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, owned_config.clone())
-                .default_backoff()
-                .modify(slim),
-        )
-        .touched_objects()
-        .predicate_filter(predicates::resource_version, unseen_versions());
-        controller = controller.watches_stream_with(stream, map_to_registry, kind.resource.clone());
+        // keeps a slim form of each (context::slim_for_cache), made from the previous one and the new object,
+        // and tells which registries an event changed: an object whose resourceVersion is the cached one
+        // (after a re-list) triggers nothing.
+        let cache = Arc::new(WatchCache::new(&kind.resource.kind));
+        stores.insert(key(&kind.resource), cache.clone());
+        let kind_name = kind.resource.kind.clone();
+        let triggers = watcher(api, owned_config.clone())
+            .default_backoff()
+            .flat_map(move |event| {
+                let touched = match event {
+                    Ok(event) => cache.apply(event),
+                    Err(e) => {
+                        tracing::debug!(kind = %kind_name, error = %e, "watch interrupted");
+                        Vec::new()
+                    }
+                };
+                futures::stream::iter(touched)
+            });
+        controller = controller.reconcile_on(triggers);
     }
     // User Secrets the registries read: config bundles (labelled by the operator) and external TLS Secrets. A
     // TLS Secret is watched by its type, metadata only, so that one deleted and re-created (without the label
@@ -369,11 +371,11 @@ async fn run_scope(
         if involved.kind.as_deref() != Some("PersistentVolumeClaim") {
             return None;
         }
-        let pvc = pvcs.as_ref()?.get(
-            &ObjectRef::new_with(involved.name.as_deref()?, pvc_resource.clone())
-                .within(involved.namespace.as_deref()?),
-        )?;
-        map_to_registry(pvc.as_ref().clone())
+        let namespace = involved.namespace.as_deref()?;
+        let registry = pvcs
+            .as_ref()?
+            .registry_of(namespace, involved.name.as_deref()?)?;
+        Some(ObjectRef::new(&registry).within(namespace))
     });
     let ctx = Arc::new(Context {
         client,
@@ -449,12 +451,6 @@ fn references_secret(registry: &QuayRegistry, secret: &str) -> bool {
         .flatten()
         .any(|c| c.secret_ref.as_ref().is_some_and(|r| r.name == secret));
     spec_bundle || status_bundle || tls
-}
-
-fn map_to_registry(obj: DynamicObject) -> Option<ObjectRef<QuayRegistry>> {
-    let registry = obj.labels().get(REGISTRY_LABEL)?.clone();
-    let namespace = obj.namespace()?;
-    Some(ObjectRef::new(&registry).within(&namespace))
 }
 
 fn error_policy(
