@@ -304,3 +304,78 @@ async fn rotated_tls_secrets_are_not_left_behind() {
     cluster.wait_healthy(NS, "rot").await;
     cluster.stop().await;
 }
+
+/// Found by seed 53: an edit of quay's overrides that lands while the migration Job of an upgrade runs. The
+/// running Job is left alone, but once it had succeeded the operator found its spec different from the render
+/// (the edit) and deleted it to run it again; the same reconcile still counted it from its cache and recorded the
+/// version, so the record of the migration was gone (and had the cache already shown the deletion, the migration
+/// would have run a second time). A migration that succeeded for the version is done: its Job stays as it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_edit_during_a_migration_neither_deletes_nor_reruns_it() {
+    use kube_sim::{Controller, Mode};
+    use serde_json::json;
+    const NS: &str = "migrate-edit-ns";
+    const NEXT: &str = "v3.12.0";
+    let cluster = sim::Cluster::start(sim::Platform::Kubernetes).await;
+    cluster.namespace(NS).await;
+    cluster.registry(NS, "mig", json!([])).await;
+    cluster.wait_healthy(NS, "mig").await;
+
+    // A newer operator; its migration Job is held running.
+    cluster.sim.set_controller_mode(Controller::Job, Mode::Hold);
+    cluster.stop_operator();
+    let operator = cluster.spawn_operator(quay_operator::render::OperatorSettings {
+        quay_version: NEXT.into(),
+        ..sim::settings()
+    });
+    let job = || cluster.sim.get("batch", "jobs", NS, "mig-quay-app-upgrade");
+    let running = |j: &serde_json::Value| {
+        j["metadata"]["annotations"]["quay-operator.rs/quay-version"] == NEXT
+            && j["status"]["active"] == 1
+    };
+    assert!(
+        cluster
+            .sim
+            .wait_until(sim::WAIT, || job().is_some_and(|j| running(&j)))
+            .await,
+        "the migration Job for {NEXT} runs"
+    );
+    let uid = job().unwrap()["metadata"]["uid"].clone();
+
+    // The admin edits quay's overrides meanwhile, and the operator has seen the edit.
+    let edited = json!([{"kind": "quay", "managed": true,
+        "overrides": {"env": [{"name": "EDITED_DURING_MIGRATION", "value": "1"}]}}]);
+    cluster.set_components(NS, "mig", edited).await;
+    cluster
+        .wait(NS, "mig", "the edit observed", |r| {
+            r.status.as_ref().and_then(|s| s.observed_generation) == r.metadata.generation
+        })
+        .await;
+    assert!(job().is_some_and(|j| running(&j) && j["metadata"]["uid"] == uid));
+
+    // The migration succeeds.
+    cluster
+        .sim
+        .set_controller_mode(Controller::Job, Mode::Succeed);
+    cluster
+        .wait(NS, "mig", "v3.12.0 installed", |r| {
+            sim::is_healthy(r)
+                && r.status.as_ref().unwrap().current_version.as_deref() == Some(NEXT)
+        })
+        .await;
+    let app = cluster
+        .sim
+        .get("apps", "deployments", NS, "mig-quay-app")
+        .unwrap();
+    assert!(
+        app["spec"]["template"]
+            .to_string()
+            .contains("EDITED_DURING_MIGRATION"),
+        "quay-app runs with the edit"
+    );
+    let kept = job().expect("the succeeded migration Job is kept");
+    assert_eq!(kept["metadata"]["uid"], uid, "the migration ran once");
+    assert!(kept["metadata"].get("deletionTimestamp").is_none());
+    operator.abort();
+    cluster.stop().await;
+}

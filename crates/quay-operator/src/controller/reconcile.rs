@@ -658,6 +658,9 @@ async fn apply_all(
         {
             continue;
         }
+        if migration_succeeded(registry, ctx, object) {
+            continue;
+        }
         apply_one(ctx, object).await?;
     }
     Ok(waiting)
@@ -1089,6 +1092,24 @@ fn job_runs(job: &Job, version: &str, registry: &QuayRegistry) -> bool {
             .get(MIGRATION_VERSION_ANNOTATION)
             .map(String::as_str)
             == Some(version)
+}
+
+/// Whether `object` is the migration Job and this registry's Job for the same version already succeeded. The
+/// migration is then done, though the render changed since the Job started (the admin edited quay's overrides
+/// while it ran): replacing it would delete the record of the migration, or run it a second time.
+fn migration_succeeded(registry: &QuayRegistry, ctx: &Context, object: &DesiredObject) -> bool {
+    let DesiredObject::Job(desired) = object else {
+        return false;
+    };
+    let Some(version) = desired.annotations().get(MIGRATION_VERSION_ANNOTATION) else {
+        return false;
+    };
+    let namespace = registry.namespace().unwrap_or_default();
+    ctx.cached_typed::<Job>(&namespace, object.name())
+        .is_some_and(|live| {
+            job_runs(&live, version, registry)
+                && live.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0
+        })
 }
 
 fn job_failed(job: &Job) -> Option<String> {
