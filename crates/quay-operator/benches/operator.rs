@@ -490,6 +490,19 @@ fn print_cached_bytes(sim: &Simulator, n: usize) {
         parsed.len(),
         heap as f64 / 1024.0 / n as f64
     );
+    // A registry's status as the operator holds it (its registry store, and each status write it remembers).
+    let before = allocated();
+    let statuses: Vec<quay_operator::api::QuayRegistryStatus> = sim
+        .list("quay.redhat.com", "quayregistries", None)
+        .into_iter()
+        .filter_map(|r| serde_json::from_value(r.get("status")?.clone()).ok())
+        .collect();
+    let heap = allocated() - before;
+    println!(
+        "  a registry's status parsed: {:.1} KiB of heap ({} statuses)",
+        heap as f64 / 1024.0 / statuses.len().max(1) as f64,
+        statuses.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

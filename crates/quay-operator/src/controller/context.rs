@@ -68,11 +68,25 @@ pub struct Context {
     pub verified_content: std::sync::Mutex<HashMap<String, String>>,
 }
 
-/// A status write: what was stored before it, and what it stored.
+/// A status write: what was stored before it (as its fingerprint: only compared), and what it stored.
 #[derive(Debug, Clone)]
 pub struct WrittenStatus {
-    pub before: Option<crate::api::QuayRegistryStatus>,
+    pub before: Option<StatusFingerprint>,
     pub after: crate::api::QuayRegistryStatus,
+    pub after_fingerprint: StatusFingerprint,
+}
+
+/// SHA-256 of a status' JSON, truncated: equal fingerprints mean equal statuses. A parsed status with a
+/// condition per component takes a few KiB; the history keeps the statuses written, not those written over.
+pub type StatusFingerprint = [u8; 16];
+
+pub fn status_fingerprint(status: &crate::api::QuayRegistryStatus) -> StatusFingerprint {
+    use sha2::Digest;
+    let json = serde_json::to_vec(status).expect("a status serializes");
+    let digest = sha2::Sha256::digest(&json);
+    let mut fingerprint = [0; 16];
+    fingerprint.copy_from_slice(&digest[..16]);
+    fingerprint
 }
 
 /// How many of a registry's own status writes are remembered.
@@ -87,23 +101,50 @@ fn registry_key(registry: &crate::api::QuayRegistry) -> (String, String) {
     )
 }
 
+/// `observed` carried forward through the writes in `history` made on top of exactly it; forgets the writes up
+/// to the last one whose result `observed` is.
+fn carry_forward(
+    history: &mut Vec<WrittenStatus>,
+    observed: Option<&crate::api::QuayRegistryStatus>,
+) -> crate::api::QuayRegistryStatus {
+    let observed_fingerprint = observed.map(status_fingerprint);
+    if let Some(seen) = history
+        .iter()
+        .rposition(|w| Some(w.after_fingerprint) == observed_fingerprint)
+    {
+        history.drain(..=seen);
+    }
+    let mut current = observed;
+    let mut current_fingerprint = observed_fingerprint;
+    for w in history.iter() {
+        if w.before == current_fingerprint {
+            current = Some(&w.after);
+            current_fingerprint = Some(w.after_fingerprint);
+        }
+    }
+    current.cloned().unwrap_or_default()
+}
+
 impl Context {
     /// The registry's current status: what it carries, carried forward through the writes this process made on
     /// top of exactly that status (the watch may not have delivered them yet).
+    ///
+    /// Writes up to the last one whose result the registry already carries are forgotten: the watch delivers
+    /// a registry's versions in order, so a later reconcile never receives a status older than this one.
     pub fn current_status(
         &self,
         registry: &crate::api::QuayRegistry,
     ) -> crate::api::QuayRegistryStatus {
-        let written = self.written_status.lock().expect("status cache lock");
-        let mut current = registry.status.clone();
-        if let Some(history) = written.get(&registry_key(registry)) {
-            for w in history {
-                if w.before == current {
-                    current = Some(w.after.clone());
-                }
-            }
+        let mut written = self.written_status.lock().expect("status cache lock");
+        let key = registry_key(registry);
+        let Some(history) = written.get_mut(&key) else {
+            return registry.status.clone().unwrap_or_default();
+        };
+        let current = carry_forward(history, registry.status.as_ref());
+        if history.is_empty() {
+            written.remove(&key);
         }
-        current.unwrap_or_default()
+        current
     }
 
     /// Remembers a status write made on top of `before`.
@@ -119,9 +160,14 @@ impl Context {
         let before = if before == Default::default() && registry.status.is_none() {
             None
         } else {
-            Some(before)
+            Some(status_fingerprint(&before))
         };
-        history.push(WrittenStatus { before, after });
+        let after_fingerprint = status_fingerprint(&after);
+        history.push(WrittenStatus {
+            before,
+            after,
+            after_fingerprint,
+        });
         if history.len() > WRITTEN_STATUS_HISTORY {
             history.remove(0);
         }
@@ -484,6 +530,37 @@ mod tests {
 
     const T0: &str = "2026-11-24T10:00:00Z";
     const T1: &str = "2026-11-24T10:00:05Z";
+
+    fn status(version: &str) -> crate::api::QuayRegistryStatus {
+        crate::api::QuayRegistryStatus {
+            current_version: Some(version.into()),
+            ..Default::default()
+        }
+    }
+
+    fn write(before: Option<&str>, after: &str) -> WrittenStatus {
+        WrittenStatus {
+            before: before.map(|b| status_fingerprint(&status(b))),
+            after: status(after),
+            after_fingerprint: status_fingerprint(&status(after)),
+        }
+    }
+
+    #[test]
+    fn status_writes_carry_forward_until_the_registry_shows_them() {
+        let mut history = vec![write(None, "a"), write(Some("a"), "b")];
+        // The watch has delivered neither write.
+        assert_eq!(carry_forward(&mut history, None), status("b"));
+        assert_eq!(history.len(), 2);
+        // It delivered the first: that one is forgotten, the second still carries forward.
+        assert_eq!(carry_forward(&mut history, Some(&status("a"))), status("b"));
+        assert_eq!(history.len(), 1);
+        // A status written by someone else, on top of which we wrote nothing, stays.
+        assert_eq!(carry_forward(&mut history, Some(&status("x"))), status("x"));
+        // Both delivered: nothing left to remember.
+        assert_eq!(carry_forward(&mut history, Some(&status("b"))), status("b"));
+        assert!(history.is_empty());
+    }
 
     #[test]
     fn status_writes_by_others_leave_our_values_trusted() {
