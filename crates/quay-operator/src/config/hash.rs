@@ -21,20 +21,7 @@ pub fn short_sha256(parts: &[&[u8]]) -> String {
 /// `{"data":{k: base64(v)},"kind":"Secret","name":"","type":"Opaque"}`, first 10 hex characters, with
 /// `0→g 1→h 3→k a→m e→t` so the suffix never looks like a number or a bad word.
 pub fn kustomize_secret_suffix(data: &BTreeMap<String, Vec<u8>>) -> String {
-    let mut json =
-        String::with_capacity(64 + data.values().map(|v| v.len() * 4 / 3 + 8).sum::<usize>());
-    json.push_str("{\"data\":{");
-    for (i, (k, v)) in data.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(&serde_json::to_string(k).expect("string keys serialize"));
-        json.push_str(":\"");
-        json.push_str(&STANDARD.encode(v));
-        json.push('"');
-    }
-    json.push_str("},\"kind\":\"Secret\",\"name\":\"\",\"type\":\"Opaque\"}");
-    let digest = hex_lower(&Sha256::digest(json.as_bytes()));
+    let digest = hex_lower(&Sha256::digest(kustomize_json(data).as_bytes()));
     digest[..10]
         .chars()
         .map(|c| match c {
@@ -46,6 +33,34 @@ pub fn kustomize_secret_suffix(data: &BTreeMap<String, Vec<u8>>) -> String {
             other => other,
         })
         .collect()
+}
+
+/// The JSON kustomize hashes for a Secret with `data`.
+fn kustomize_json(data: &BTreeMap<String, Vec<u8>>) -> String {
+    let size: usize = data
+        .iter()
+        .map(|(k, v)| k.len() + v.len().div_ceil(3) * 4 + 6)
+        .sum();
+    let mut json = String::with_capacity(64 + size);
+    json.push_str("{\"data\":{");
+    for (i, (k, v)) in data.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        if k.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            json.push_str(&serde_json::to_string(k).expect("string keys serialize"));
+        } else {
+            // What serde_json writes for a string that needs no escaping, without a String per key.
+            json.push('"');
+            json.push_str(k);
+            json.push('"');
+        }
+        json.push_str(":\"");
+        STANDARD.encode_string(v, &mut json);
+        json.push('"');
+    }
+    json.push_str("},\"kind\":\"Secret\",\"name\":\"\",\"type\":\"Opaque\"}");
+    json
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -79,6 +94,25 @@ mod tests {
             kustomize_secret_suffix(&a),
             kustomize_secret_suffix(&a.clone())
         );
+    }
+
+    #[test]
+    fn keys_are_written_as_serde_json_writes_them() {
+        for key in [
+            "plain.txt",
+            "é-ü",
+            "with \"quote\"",
+            "back\\slash",
+            "tab\there",
+            "nul\u{0}",
+        ] {
+            let data = BTreeMap::from([(key.to_owned(), b"v".to_vec())]);
+            let expected = format!(
+                "{{\"data\":{{{}:\"dg==\"}},\"kind\":\"Secret\",\"name\":\"\",\"type\":\"Opaque\"}}",
+                serde_json::to_string(key).unwrap()
+            );
+            assert_eq!(kustomize_json(&data), expected, "{key:?}");
+        }
     }
 
     #[test]

@@ -136,19 +136,32 @@ impl QuayConfig {
 
     /// The YAML document Quay reads: keys sorted; user entries byte-for-byte as written.
     pub fn to_yaml(&self) -> String {
-        let fresh: serde_json::Map<String, Value> = self
+        let fresh: Vec<(&str, &Value)> = self
             .entries
             .iter()
             .filter_map(|(key, entry)| match entry {
                 Entry::User { text: Some(_), .. } => None,
                 Entry::User { value, text: None } | Entry::Set(value) => {
-                    Some((key.clone(), value.clone()))
+                    Some((key.as_str(), value))
                 }
             })
             .collect();
         // One serializer run for every fresh entry (one per entry cost most of a render), cut back into entries.
-        let mut emitted = emit_entries(&fresh).into_iter();
-        let mut out = String::new();
+        let emitted = emit_entries(&fresh);
+        let mut emitted_parts = emitted.parts();
+        let mut out = String::with_capacity(
+            emitted.all.len()
+                + self
+                    .entries
+                    .values()
+                    .map(|e| match e {
+                        Entry::User {
+                            text: Some(text), ..
+                        } => text.len() + 1,
+                        _ => 0,
+                    })
+                    .sum::<usize>(),
+        );
         for entry in self.entries.values() {
             match entry {
                 Entry::User {
@@ -159,47 +172,78 @@ impl QuayConfig {
                         out.push('\n');
                     }
                 }
-                Entry::User { text: None, .. } | Entry::Set(_) => {
-                    out.push_str(&emitted.next().expect("one emitted text per fresh entry"))
-                }
+                Entry::User { text: None, .. } | Entry::Set(_) => out.push_str(
+                    emitted_parts
+                        .next()
+                        .expect("one emitted text per fresh entry"),
+                ),
             }
         }
         out
     }
 }
 
-/// The YAML of each entry of `entries`, in order, exactly as emitting it alone would give.
-fn emit_entries(entries: &serde_json::Map<String, Value>) -> Vec<String> {
-    let emit_one = |key: &String, value: &Value| {
-        let mut one = serde_json::Map::new();
-        one.insert(key.clone(), value.clone());
-        serde_saphyr::to_string(&Value::Object(one)).expect("JSON values serialize")
-    };
-    if entries.len() < 2 {
-        return entries.iter().map(|(k, v)| emit_one(k, v)).collect();
-    }
-    let all =
-        serde_saphyr::to_string(&Value::Object(entries.clone())).expect("JSON values serialize");
-    let parts = split_entries(&all);
-    if parts.len() == entries.len() {
-        parts
-    } else {
-        // Something other than one block entry per key (flow style, document markers): emit one by one.
-        entries.iter().map(|(k, v)| emit_one(k, v)).collect()
+/// A mapping serialized from borrowed entries, so emitting needs no copy of the values.
+struct Mapping<'a>(&'a [(&'a str, &'a Value)]);
+
+impl serde::Serialize for Mapping<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
-/// Cuts a block-style mapping into its top-level entries: in block style a new entry is the only thing that
-/// starts at column 0.
-fn split_entries(all: &str) -> Vec<String> {
-    let mut parts: Vec<String> = Vec::new();
-    for line in all.split_inclusive('\n') {
-        match parts.last_mut() {
-            Some(part) if line.starts_with([' ', '-']) => part.push_str(line),
-            _ => parts.push(line.to_owned()),
-        }
+/// The YAML of a run of entries: the whole text and where each entry's part ends.
+struct Emitted {
+    all: String,
+    ends: Vec<usize>,
+}
+
+impl Emitted {
+    fn parts(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.all[start..end])
     }
-    parts
+}
+
+/// The YAML of each entry of `entries`, in order, exactly as emitting it alone would give.
+fn emit_entries(entries: &[(&str, &Value)]) -> Emitted {
+    let emit = |entries: &[(&str, &Value)]| {
+        serde_saphyr::to_string(&Mapping(entries)).expect("JSON values serialize")
+    };
+    if entries.len() >= 2 {
+        let all = emit(entries);
+        let ends = entry_ends(&all);
+        if ends.len() == entries.len() {
+            return Emitted { all, ends };
+        }
+        // Something other than one block entry per key (flow style, document markers): emit one by one.
+    }
+    let mut emitted = Emitted {
+        all: String::new(),
+        ends: Vec::with_capacity(entries.len()),
+    };
+    for entry in entries {
+        emitted.all.push_str(&emit(std::slice::from_ref(entry)));
+        emitted.ends.push(emitted.all.len());
+    }
+    emitted
+}
+
+/// Where each top-level entry of a block-style mapping ends: in block style a new entry is the only thing that
+/// starts at column 0.
+fn entry_ends(all: &str) -> Vec<usize> {
+    let mut ends: Vec<usize> = Vec::new();
+    let mut at = 0;
+    for line in all.split_inclusive('\n') {
+        match ends.last_mut() {
+            Some(end) if line.starts_with([' ', '-']) => *end += line.len(),
+            _ => ends.push(at + line.len()),
+        }
+        at += line.len();
+    }
+    ends
 }
 
 fn first_line(s: &str) -> String {
@@ -337,7 +381,8 @@ mod tests {
                 serde_saphyr::to_string(&Value::Object(one)).unwrap()
             })
             .collect();
-        assert_eq!(emit_entries(&entries), alone);
+        let borrowed: Vec<(&str, &Value)> = entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(emit_entries(&borrowed).parts().collect::<Vec<_>>(), alone);
         // And for the base defaults and field groups a render sets.
         let mut cfg = QuayConfig::default();
         for (k, v) in crate::config::field_groups::base_defaults(false) {
@@ -356,12 +401,13 @@ mod tests {
                 serde_saphyr::to_string(&Value::Object(one)).unwrap()
             })
             .collect();
-        assert_eq!(emit_entries(&fresh), alone);
+        let borrowed: Vec<(&str, &Value)> = fresh.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let emitted = emit_entries(&borrowed);
+        assert_eq!(emitted.parts().collect::<Vec<_>>(), alone);
         let all = serde_saphyr::to_string(&Value::Object(fresh.clone())).unwrap();
         assert_eq!(
-            split_entries(&all).len(),
-            fresh.len(),
-            "the base defaults take the one-run path"
+            emitted.all, all,
+            "the base defaults take the one-run path, and borrowed entries emit as the JSON object does"
         );
     }
 

@@ -7,6 +7,7 @@
 //! nothing, and any YAML the operator might read differently from Clair is settled in the user's favour.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, EphemeralVolumeSource, HTTPGetAction, KeyToPath,
@@ -102,12 +103,12 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(
             service_port(Some("clair-introspection"), 8089, 8089),
         ],
     )));
-    out.push(DesiredObject::Deployment(clair_app(
+    out.push(DesiredObject::Deployment(Box::new(clair_app(
         ctx,
         &secret_name,
         config_hash,
         selector,
-    )));
+    ))));
     Ok(())
 }
 
@@ -303,10 +304,9 @@ fn write_key(out: &mut String, key: &str) {
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !matches!(
-            key.to_ascii_lowercase().as_str(),
-            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
-        );
+        && !["y", "n", "yes", "no", "on", "off", "true", "false", "null"]
+            .iter()
+            .any(|word| key.eq_ignore_ascii_case(word));
     if plain {
         out.push_str(key);
     } else {
@@ -319,7 +319,7 @@ fn write_scalar(out: &mut String, value: &Value) {
         Value::Object(_) => out.push_str("{}"),
         Value::Array(_) => out.push_str("[]"),
         // JSON's own rendering of strings, numbers, booleans and null is valid YAML.
-        other => out.push_str(&other.to_string()),
+        other => write!(out, "{other}").expect("writing to a String cannot fail"),
     }
 }
 

@@ -46,15 +46,6 @@ pub fn selector(ctx: &RenderContext<'_>, component: &str) -> BTreeMap<String, St
     labels(ctx, &[(QUAY_COMPONENT, component)])
 }
 
-fn is_database_deployment(name: &str, ctx: &RenderContext<'_>) -> bool {
-    [
-        ctx.object_name("quay-database"),
-        ctx.object_name("clair-postgres"),
-    ]
-    .iter()
-    .any(|n| name.starts_with(n.as_str()))
-}
-
 /// Stamps namespace, registry label, owner reference and common annotations on every object; the CA/TLS hash
 /// annotations and `quay-managed-fieldgroups` on workloads; and orders the list: configuration first, workloads
 /// last, each group keeping render order.
@@ -77,41 +68,44 @@ pub fn finish(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
         )
         .collect();
     let field_groups = field_groups.join(",");
+    let hashes = workload_hash_annotations(ctx);
+    let databases = [
+        ctx.object_name("quay-database"),
+        ctx.object_name("clair-postgres"),
+    ];
+    let no_hashes = BTreeMap::new();
 
     for object in objects.iter_mut() {
         let meta = object.metadata_mut();
         if meta.namespace.is_none() {
             meta.namespace = Some(ctx.namespace.clone());
         }
-        meta.labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(REGISTRY_LABEL.to_owned(), ctx.name.clone());
-        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
-        for (k, v) in &ctx.common_annotations {
-            annotations.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        set_registry_label(ctx, meta.labels.get_or_insert_with(BTreeMap::new));
+        insert_missing(
+            meta.annotations.get_or_insert_with(BTreeMap::new),
+            &ctx.common_annotations,
+        );
         if meta.owner_references.is_none()
             && meta.namespace.as_deref() == Some(ctx.namespace.as_str())
         {
             meta.owner_references = Some(vec![ctx.owner.clone()]);
         }
 
-        let name = object.name().to_owned();
         match object {
             DesiredObject::Deployment(d) => {
-                let database = is_database_deployment(&name, ctx);
-                let hashes = workload_hash_annotations(ctx);
-                d.metadata
-                    .annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .extend(hashes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let name = d.metadata.name.as_deref().unwrap_or_default();
+                let database = databases.iter().any(|n| name.starts_with(n.as_str()));
+                insert_all(
+                    d.metadata.annotations.get_or_insert_with(BTreeMap::new),
+                    &hashes,
+                );
                 // Databases mount neither the cluster CAs nor the TLS pair: rotating those must not restart them.
-                let pod_hashes = if database { BTreeMap::new() } else { hashes };
+                let pod_hashes = if database { &no_hashes } else { &hashes };
                 if let Some(spec) = d.spec.as_mut() {
                     stamp_pod_template(
                         ctx,
                         &mut spec.template,
-                        &pod_hashes,
+                        pod_hashes,
                         database,
                         &field_groups,
                     );
@@ -119,22 +113,38 @@ pub fn finish(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
             }
             DesiredObject::Job(j) => {
                 if let Some(spec) = j.spec.as_mut() {
-                    stamp_pod_template(
-                        ctx,
-                        &mut spec.template,
-                        &BTreeMap::new(),
-                        false,
-                        &field_groups,
-                    );
+                    stamp_pod_template(ctx, &mut spec.template, &no_hashes, false, &field_groups);
                 }
             }
             _ => {}
         }
     }
     // Stable partition: configuration and platform objects before Deployments and Jobs.
-    // Objects are large (a Deployment is ~2.5 KB): move only the few workloads, not the whole list.
     let workloads: Vec<_> = objects.extract_if(.., |o| o.is_workload()).collect();
     objects.extend(workloads);
+}
+
+/// The registry label; most objects carry it from birth, and re-inserting would only copy two strings.
+fn set_registry_label(ctx: &RenderContext<'_>, labels: &mut BTreeMap<String, String>) {
+    if labels.get(REGISTRY_LABEL) != Some(&ctx.name) {
+        labels.insert(REGISTRY_LABEL.to_owned(), ctx.name.clone());
+    }
+}
+
+/// Adds the entries of `from` whose keys `target` lacks.
+fn insert_missing(target: &mut BTreeMap<String, String>, from: &BTreeMap<String, String>) {
+    for (k, v) in from {
+        if !target.contains_key(k) {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Adds or replaces every entry of `from`.
+fn insert_all(target: &mut BTreeMap<String, String>, from: &BTreeMap<String, String>) {
+    for (k, v) in from {
+        target.insert(k.clone(), v.clone());
+    }
 }
 
 fn workload_hash_annotations(ctx: &RenderContext<'_>) -> BTreeMap<String, String> {
@@ -162,16 +172,12 @@ fn stamp_pod_template(
     field_groups: &str,
 ) {
     let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(REGISTRY_LABEL.to_owned(), ctx.name.clone());
+    set_registry_label(ctx, meta.labels.get_or_insert_with(BTreeMap::new));
     let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
-    annotations.extend(hashes.clone());
+    insert_all(annotations, hashes);
     if !database {
         // Databases must not restart when the hostname changes.
-        for (k, v) in &ctx.common_annotations {
-            annotations.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        insert_missing(annotations, &ctx.common_annotations);
         annotations.insert(
             "quay-managed-fieldgroups".to_owned(),
             field_groups.to_owned(),

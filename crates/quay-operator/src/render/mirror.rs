@@ -83,13 +83,13 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) {
             max_surge: Some(IntOrString::Int(1)),
         }),
     };
-    out.push(DesiredObject::Deployment(workload::deployment(
+    out.push(DesiredObject::Deployment(Box::new(workload::deployment(
         workload::labelled_meta(ctx, "quay-mirror", "quay-mirror", "mirror"),
         meta::selector(ctx, "quay-mirror"),
         None,
         Some(strategy),
         pod,
-    )));
+    ))));
 }
 
 #[cfg(test)]

@@ -120,9 +120,9 @@ pub(super) fn render_database(
         selector.clone(),
         vec![service_port(Some("postgres"), 5432, 5432)],
     )));
-    out.push(DesiredObject::Deployment(database_deployment(
+    out.push(DesiredObject::Deployment(Box::new(database_deployment(
         ctx, db, selector,
-    )));
+    ))));
 }
 
 fn database_deployment(

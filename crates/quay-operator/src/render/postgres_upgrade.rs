@@ -181,7 +181,7 @@ pub fn render(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
                     upgrade.stage,
                     UpgradeStage::ServeOldData | UpgradeStage::Migrate
                 ) {
-                    old_server = Some(old_server_deployment(ctx, path, upgrade, d.clone()));
+                    old_server = Some(old_server_deployment(ctx, path, upgrade, (**d).clone()));
                 }
             } else if dependents.contains(&name)
                 && upgrade.stage != UpgradeStage::Pin
@@ -203,9 +203,11 @@ pub fn render(ctx: &RenderContext<'_>, objects: &mut Vec<DesiredObject>) {
             meta::selector(ctx, path.old_server),
             vec![service_port(Some("postgres"), 5432, 5432)],
         )));
-        objects.push(DesiredObject::Deployment(old_server));
+        objects.push(DesiredObject::Deployment(Box::new(old_server)));
         if upgrade.stage == UpgradeStage::Migrate {
-            objects.push(DesiredObject::Job(upgrade_job(ctx, path, upgrade)));
+            objects.push(DesiredObject::Job(Box::new(upgrade_job(
+                ctx, path, upgrade,
+            ))));
         }
     }
 }

@@ -86,11 +86,11 @@ pub fn render_config_objects(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObjec
 
 /// The quay-app Deployment, and the migration Job when an upgrade is due.
 pub fn render_workloads(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) {
-    out.push(DesiredObject::Deployment(quay_app(ctx)));
+    out.push(DesiredObject::Deployment(Box::new(quay_app(ctx))));
     let storage_ready =
         !ctx.managed(ComponentKind::ObjectStorage) || ctx.input.cluster.object_bucket.is_some();
     if ctx.migration_due && storage_ready {
-        out.push(DesiredObject::Job(migration_job(ctx)));
+        out.push(DesiredObject::Job(Box::new(migration_job(ctx))));
     }
 }
 

@@ -36,13 +36,13 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) {
         containers: vec![redis],
         ..Default::default()
     };
-    out.push(DesiredObject::Deployment(workload::deployment(
+    out.push(DesiredObject::Deployment(Box::new(workload::deployment(
         meta::object_meta(ctx, "quay-redis", "redis"),
         selector,
         Some(1),
         None,
         pod,
-    )));
+    ))));
 }
 
 #[cfg(test)]

@@ -182,14 +182,14 @@ pub fn object(rendered: &Rendered, kind: &str, name: &str) -> DesiredObject {
 
 pub fn deployment(rendered: &Rendered, name: &str) -> Deployment {
     match object(rendered, "Deployment", name) {
-        DesiredObject::Deployment(d) => d,
+        DesiredObject::Deployment(d) => *d,
         _ => unreachable!(),
     }
 }
 
 pub fn job(rendered: &Rendered, name: &str) -> Job {
     match object(rendered, "Job", name) {
-        DesiredObject::Job(j) => j,
+        DesiredObject::Job(j) => *j,
         _ => unreachable!(),
     }
 }
