@@ -730,7 +730,8 @@ pub fn reconcile(
     let Some(rd) = st.find(group, plural) else {
         return;
     };
-    let Some(o) = st.get_raw(&rd, ns, name).cloned() else {
+    // Shared, not copied: the controllers only read it (their writes replace the stored object).
+    let Some(o) = st.get_shared(&rd, ns, name).cloned() else {
         return;
     };
     match controller_for(group, plural) {

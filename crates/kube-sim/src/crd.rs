@@ -63,7 +63,10 @@ pub fn resource_from_crd(crd: &Value) -> Option<ResourceDef> {
         status_subresource: status,
         scale_subresource: scale,
         generation: GenerationPolicy::NonMetadata,
-        crd: Some(CrdInfo { crd_name, schemas }),
+        crd: Some(CrdInfo {
+            crd_name,
+            schemas: std::sync::Arc::new(schemas),
+        }),
         return_deleted_object: false,
     })
 }

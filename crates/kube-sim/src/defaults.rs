@@ -299,7 +299,7 @@ const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
 const QUALIFIED_NAME: &str = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$";
 
 fn matches(re: &str, s: &str) -> bool {
-    regex::Regex::new(re).map(|r| r.is_match(s)).unwrap_or(true)
+    crate::util::regex_matches(re, s).unwrap_or(true)
 }
 
 /// ObjectMeta validation every registry runs (apimachinery `ValidateObjectMeta`): names must

@@ -659,10 +659,43 @@ impl WatchFilter {
     }
 }
 
+/// How a watch shows a stored object: at the version it asked for, or only its metadata.
+struct Render {
+    rd: ResourceDef,
+    version: String,
+    api_version: String,
+    meta_only: bool,
+}
+
+impl Render {
+    fn object<'a>(&self, o: &'a Value) -> std::borrow::Cow<'a, Value> {
+        if self.meta_only {
+            // Only metadata is sent: the version rewrite would not show.
+            std::borrow::Cow::Owned(partial(o))
+        } else if self.version.is_empty()
+            || o.get("apiVersion").and_then(Value::as_str) == Some(&self.api_version)
+        {
+            // Most watches ask for the stored version: the object is sent as stored, without a copy.
+            std::borrow::Cow::Borrowed(o)
+        } else {
+            std::borrow::Cow::Owned(at_version(o, &self.rd, &self.version))
+        }
+    }
+}
+
+/// One line of a watch stream, serialized from borrowed parts: building a `{"type", "object"}` value first
+/// would copy the whole object once more per event and watcher.
 fn line(etype: &str, obj: &Value) -> Bytes {
-    let mut s = json!({"type": etype, "object": obj}).to_string();
-    s.push('\n');
-    Bytes::from(s)
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        etype: &'a str,
+        object: &'a Value,
+    }
+    let mut out =
+        serde_json::to_vec(&Line { etype, object: obj }).expect("a JSON value serializes");
+    out.push(b'\n');
+    Bytes::from(out)
 }
 
 fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Response<Body>> {
@@ -693,13 +726,11 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
         .unwrap_or(1800);
     let meta_only = wants_metadata(req);
     let version = rr.version.clone();
-    let render = {
-        let rd = rd.clone();
-        let version = version.clone();
-        move |o: &Value| {
-            let o = at_version(o, &rd, &version);
-            if meta_only { partial(&o) } else { o }
-        }
+    let render = Render {
+        api_version: rd.api_version(&version),
+        rd: rd.clone(),
+        version: version.clone(),
+        meta_only,
     };
     let mut initial: Vec<Bytes> = vec![];
     let mut expired: Option<Bytes> = None;
@@ -708,7 +739,7 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
     if synthetic {
         for o in st.list(&rd, rr.namespace.as_deref()) {
             if filter.matches(o) {
-                initial.push(line("ADDED", &render(o)));
+                initial.push(line("ADDED", &render.object(o)));
             }
         }
         if send_initial {
@@ -724,7 +755,7 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
             Ok(evs) => {
                 for ev in evs {
                     if let Some((t, o)) = filter.classify(&ev) {
-                        initial.push(line(t, &render(o)));
+                        initial.push(line(t, &render.object(o)));
                     }
                 }
             }
@@ -770,7 +801,7 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
                         if ev.rv <= last_rv { continue; }
                         last_rv = ev.rv;
                         if let Some((t, o)) = filter.classify(&ev)
-                            && tx.send(Ok(line(t, &render(o)))).await.is_err() { return; }
+                            && tx.send(Ok(line(t, &render.object(o)))).await.is_err() { return; }
                     }
                     Err(RecvError::Lagged(_)) => {
                         let status = ApiError::Expired(format!("too old resource version: {last_rv} ({last_rv})")).to_status();
@@ -798,7 +829,7 @@ fn watch(shared: &Arc<Shared>, req: &Req, rr: &ResourceRequest) -> ApiResult<Res
                         while let Ok(ev) = rx.try_recv() {
                             if ev.rv > last_rv
                                 && let Some((t, o)) = filter.classify(&ev)
-                                && tx.send(Ok(line(t, &render(o)))).await.is_err() { return; }
+                                && tx.send(Ok(line(t, &render.object(o)))).await.is_err() { return; }
                         }
                         return;
                     }

@@ -4,7 +4,7 @@
 //! PUT, PATCH, APPLY (a PATCH with the apply content type), DELETE, DELETECOLLECTION. Plus an
 //! in-process audit log of requests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,7 +33,7 @@ pub struct RequestRecord {
 #[derive(Debug, Default)]
 pub struct Metrics {
     counts: Mutex<BTreeMap<Key, u64>>,
-    log: Mutex<Vec<RequestRecord>>,
+    log: Mutex<VecDeque<RequestRecord>>,
     /// Requests being served, watches excepted: a request is counted and logged only after its change is stored
     /// and sent to watchers, so a client can see a change whose request is not in the log yet.
     in_flight: Mutex<u64>,
@@ -86,9 +86,10 @@ impl Metrics {
     pub fn log(&self, r: RequestRecord) {
         let mut l = self.log.lock().expect("log");
         if l.len() >= 100_000 {
-            l.remove(0);
+            // A deque: dropping the oldest record must not shift 100,000 others on every request.
+            l.pop_front();
         }
-        l.push(r);
+        l.push_back(r);
     }
 
     /// Requests counted for a metric verb (e.g. "LIST", "APPLY") and resource plural, all codes.
@@ -130,7 +131,13 @@ impl Metrics {
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.log.lock().expect("log").clone()
+        self.log.lock().expect("log").iter().cloned().collect()
+    }
+
+    /// How many logged requests satisfy `pred`, counted in place (polling [`Metrics::requests`] would copy
+    /// the whole log each time).
+    pub fn count_requests(&self, pred: impl FnMut(&&RequestRecord) -> bool) -> usize {
+        self.log.lock().expect("log").iter().filter(pred).count()
     }
 
     pub fn reset(&self) {

@@ -42,7 +42,8 @@ pub struct ResourceDef {
 #[derive(Debug, Clone)]
 pub struct CrdInfo {
     pub crd_name: String,
-    pub schemas: BTreeMap<String, Value>,
+    /// Shared: resource definitions are copied on every lookup, and a schema can be large.
+    pub schemas: std::sync::Arc<BTreeMap<String, Value>>,
 }
 
 impl ResourceDef {

@@ -445,6 +445,26 @@ impl Simulator {
         }
     }
 
+    /// How many objects of a resource satisfy `pred`, looked at in place (no copy, no request counted): for
+    /// polling many objects, where [`Simulator::list`] would copy all of them each time.
+    pub fn count(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> usize {
+        let st = self.shared.lock();
+        match st.find(group, plural) {
+            Some(rd) => st
+                .list(&rd, namespace)
+                .into_iter()
+                .filter(|o| pred(o))
+                .count(),
+            None => 0,
+        }
+    }
+
     /// Create an object directly (as manager `kube-sim`), e.g. fixtures.
     pub fn create(&self, obj: Value) -> Result<Value, ApiError> {
         let mut st = self.shared.lock();

@@ -498,42 +498,54 @@ pub fn write_managed(obj: &mut Value, entries: &[Entry]) {
 /// The part of an object whose fields are tracked: drops identity/system metadata, and
 /// restricts to (or drops) `status` depending on which endpoint is written.
 pub fn trackable(obj: &Value, status_subresource: bool, subresource: &str) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("apiVersion");
-        m.remove("kind");
-        if subresource == "status" {
-            let st = m.remove("status");
-            m.clear();
-            if let Some(st) = st {
-                m.insert("status".into(), st);
-            }
-        } else if status_subresource {
-            m.remove("status");
+    // Built from the kept parts only: copying the whole object (managedFields included) to then drop
+    // most of it was a large share of every write's cost. Key order does not matter to the callers.
+    let Some(src) = obj.as_object() else {
+        return obj.clone();
+    };
+    let mut out = Map::new();
+    if subresource == "status" {
+        if let Some(st) = src.get("status") {
+            out.insert("status".into(), st.clone());
         }
-        if let Some(md) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            for k in [
-                "name",
-                "namespace",
-                "uid",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "managedFields",
-                "selfLink",
-                "generateName",
-            ] {
-                md.remove(k);
+        return Value::Object(out);
+    }
+    for (k, v) in src {
+        match (k.as_str(), v) {
+            ("apiVersion" | "kind", _) => {}
+            ("status", _) if status_subresource => {}
+            ("metadata", Value::Object(md)) => {
+                let kept: Map<String, Value> = md
+                    .iter()
+                    .filter(|(k, _)| !SYSTEM_METADATA.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(k.clone(), Value::Object(kept));
+                }
             }
-            if md.is_empty() {
-                m.remove("metadata");
+            _ => {
+                out.insert(k.clone(), v.clone());
             }
         }
     }
-    v
+    Value::Object(out)
 }
+
+/// Metadata the system sets, never owned by a field manager.
+const SYSTEM_METADATA: [&str; 11] = [
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "generateName",
+];
 
 fn print_manager(e: &Entry) -> String {
     if e.operation == "Apply" {
@@ -754,26 +766,100 @@ pub fn record_update(
     write_managed(new, &entries);
 }
 
-/// managedFields with the `time` fields removed: time-only changes must not count as a change
-/// (apiserver `IgnoreManagedFieldsTimestampsTransformer`).
-pub fn without_times(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(arr) = v
-        .pointer_mut("/metadata/managedFields")
-        .and_then(Value::as_array_mut)
-    {
-        for e in arr {
-            if let Some(m) = e.as_object_mut() {
-                m.remove("time");
-            }
+/// Whether a write of `new` over `old` changes nothing: equal apart from managedFields' `time` fields
+/// (apiserver `IgnoreManagedFieldsTimestampsTransformer`) and `metadata.resourceVersion` (the write's own).
+/// Compared in place: every write asks, and copying both objects to compare them was a visible cost.
+pub fn same_but_times(old: &Value, new: &Value) -> bool {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    same_except(old, new, None, |k, o, n| {
+        if k != "metadata" {
+            return o == n;
         }
-    }
-    v
+        let (Some(om), Some(nm)) = (o.as_object(), n.as_object()) else {
+            return false;
+        };
+        same_except(om, nm, Some("resourceVersion"), |k, o, n| match (k, o, n) {
+            ("managedFields", Value::Array(o), Value::Array(n)) => {
+                o.len() == n.len()
+                    && o.iter().zip(n).all(|(o, n)| match (o, n) {
+                        (Value::Object(o), Value::Object(n)) => {
+                            same_except(o, n, Some("time"), |_, o, n| o == n)
+                        }
+                        (o, n) => o == n,
+                    })
+            }
+            (_, o, n) => o == n,
+        })
+    })
+}
+
+/// Whether two maps hold the same keys, `skip` aside, with values that `same` finds equal (key order does
+/// not matter, as for `Map`'s own equality).
+fn same_except(
+    a: &Map<String, Value>,
+    b: &Map<String, Value>,
+    skip: Option<&str>,
+    same: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let len =
+        |m: &Map<String, Value>| m.len() - usize::from(skip.is_some_and(|k| m.contains_key(k)));
+    len(a) == len(b)
+        && a.iter()
+            .filter(|(k, _)| Some(k.as_str()) != skip)
+            .all(|(k, v)| b.get(k).is_some_and(|w| same(k, v, w)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_managed_fields_times_and_resource_version_may_differ_in_an_unchanged_write() {
+        let obj = |rv: &str, time: &str, replicas: i64| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "a", "resourceVersion": rv, "managedFields": [
+                    {"manager": "m", "operation": "Apply", "time": time, "fieldsV1": {"f:spec": {}}}]},
+                "spec": {"replicas": replicas}})
+        };
+        let old = obj("1", "2026-01-01T00:00:00Z", 1);
+        assert!(same_but_times(&old, &obj("1", "2026-01-01T00:00:00Z", 1)));
+        assert!(same_but_times(&old, &obj("7", "2026-11-24T00:00:00Z", 1)));
+        assert!(!same_but_times(&old, &obj("1", "2026-01-01T00:00:00Z", 2)));
+        let mut other_manager = obj("1", "2026-01-01T00:00:00Z", 1);
+        other_manager["metadata"]["managedFields"][0]["manager"] = json!("n");
+        assert!(!same_but_times(&old, &other_manager));
+        let mut labelled = obj("1", "2026-01-01T00:00:00Z", 1);
+        labelled["metadata"]["labels"] = json!({"x": "y"});
+        assert!(!same_but_times(&old, &labelled));
+        assert!(!same_but_times(&labelled, &old));
+        // Key order is not a change.
+        let reordered = json!({"spec": {"replicas": 1}, "kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": {"managedFields": old["metadata"]["managedFields"], "resourceVersion": "1", "name": "a"}});
+        assert!(same_but_times(&old, &reordered));
+    }
+
+    #[test]
+    fn trackable_keeps_owned_parts_only() {
+        let obj = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "a", "uid": "u", "resourceVersion": "3", "managedFields": [], "labels": {"k": "v"}},
+            "spec": {"x": 1}, "status": {"phase": "Running"}});
+        assert_eq!(
+            trackable(&obj, true, ""),
+            json!({"metadata": {"labels": {"k": "v"}}, "spec": {"x": 1}})
+        );
+        assert_eq!(
+            trackable(&obj, false, ""),
+            json!({"metadata": {"labels": {"k": "v"}}, "spec": {"x": 1}, "status": {"phase": "Running"}})
+        );
+        assert_eq!(
+            trackable(&obj, true, "status"),
+            json!({"status": {"phase": "Running"}})
+        );
+        let bare = json!({"metadata": {"name": "a"}, "data": {}});
+        assert_eq!(trackable(&bare, false, ""), json!({"data": {}}));
+    }
 
     #[test]
     fn label_selectors_are_atomic() {

@@ -30,7 +30,8 @@ impl EventType {
     }
 }
 
-/// One change, as kept in the watch history and fanned out to watchers.
+/// One change, as kept in the watch history and fanned out to watchers. The objects are shared with the
+/// store (objects are never changed in place, only replaced), so an event costs no copy of them.
 #[derive(Debug)]
 pub struct Event {
     pub rv: u64,
@@ -38,9 +39,9 @@ pub struct Event {
     pub group: String,
     pub plural: String,
     pub namespace: String,
-    pub object: Value,
+    pub object: Arc<Value>,
     /// The previous state, so watchers with selectors can turn MODIFIED into ADDED/DELETED.
-    pub old: Option<Value>,
+    pub old: Option<Arc<Value>>,
 }
 
 /// How a write records field ownership.
@@ -80,7 +81,8 @@ pub enum Deleted {
     Gone(Value),
 }
 
-type Bucket = BTreeMap<(String, String), Value>;
+/// Stored objects are shared with the watch history and events (see [`Event`]).
+type Bucket = BTreeMap<(String, String), Arc<Value>>;
 
 /// Where an object lives in the store: its resource, namespace ("" when cluster-scoped) and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -208,6 +210,11 @@ impl State {
     }
 
     pub fn get_raw(&self, rd: &ResourceDef, ns: &str, name: &str) -> Option<&Value> {
+        self.get_shared(rd, ns, name).map(Arc::as_ref)
+    }
+
+    /// The stored object itself, to keep without a copy (as an event's previous state).
+    pub(crate) fn get_shared(&self, rd: &ResourceDef, ns: &str, name: &str) -> Option<&Arc<Value>> {
         let ns = if rd.namespaced { ns } else { "" };
         self.bucket(rd)
             .and_then(|b| b.get(&(ns.to_string(), name.to_string())))
@@ -224,12 +231,12 @@ impl State {
     pub fn list(&self, rd: &ResourceDef, ns: Option<&str>) -> Vec<&Value> {
         match (self.bucket(rd), ns) {
             (None, _) => vec![],
-            (Some(b), None) => b.values().collect(),
+            (Some(b), None) => b.values().map(Arc::as_ref).collect(),
             // Keys sort by namespace first: one namespace is one contiguous range.
             (Some(b), Some(ns)) => b
                 .range((ns.to_string(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v)
+                .map(|(_, v)| v.as_ref())
                 .collect(),
         }
     }
@@ -239,6 +246,7 @@ impl State {
         self.objects
             .get(&(key.group.clone(), key.plural.clone()))?
             .get(&(key.namespace.clone(), key.name.clone()))
+            .map(Arc::as_ref)
     }
 
     /// Every namespaced object in namespace `ns`, whatever its resource.
@@ -292,7 +300,7 @@ impl State {
         for ((g, p), b) in &self.objects {
             if let Some(rd) = self.find(g, p) {
                 for o in b.values() {
-                    out.push((rd.clone(), o.clone()));
+                    out.push((rd.clone(), o.as_ref().clone()));
                 }
             }
         }
@@ -331,7 +339,13 @@ impl State {
         }
     }
 
-    fn emit(&mut self, etype: EventType, rd: &ResourceDef, object: Value, old: Option<Value>) {
+    fn emit(
+        &mut self,
+        etype: EventType,
+        rd: &ResourceDef,
+        object: Arc<Value>,
+        old: Option<Arc<Value>>,
+    ) {
         let ev = Arc::new(Event {
             rv: self.rv,
             etype,
@@ -346,7 +360,7 @@ impl State {
         let _ = self.tx.send(ev);
     }
 
-    fn store(&mut self, rd: &ResourceDef, obj: Value) {
+    fn store(&mut self, rd: &ResourceDef, obj: Arc<Value>) {
         let key = ObjectKey {
             group: rd.group.clone(),
             plural: rd.plural.clone(),
@@ -368,10 +382,10 @@ impl State {
         // The stored object and the index are borrowed separately: no copy of the object.
         let new = &self.objects[&(key.group.clone(), key.plural.clone())]
             [&(key.namespace.clone(), key.name.clone())];
-        self.gc.record(&key, new, old.as_ref());
+        self.gc.record(&key, new, old.as_deref());
     }
 
-    fn remove(&mut self, rd: &ResourceDef, ns: &str, name: &str) -> Option<Value> {
+    fn remove(&mut self, rd: &ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
         let key = ObjectKey {
             group: rd.group.clone(),
             plural: rd.plural.clone(),
@@ -614,6 +628,7 @@ impl State {
         {
             self.register(def);
         }
+        let obj = Arc::new(obj);
         self.store(rd, obj.clone());
         self.emit(EventType::Added, rd, obj.clone(), None);
         Ok(at_version(&obj, rd, &version))
@@ -680,10 +695,10 @@ impl State {
             ctx.version.clone()
         };
         let old = self
-            .get_raw(rd, ns, name)
+            .get_shared(rd, ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&rd.plural, &rd.group, name))?;
-        let old_v = at_version(&old, rd, &version);
+        let old_v = at_version_cow(&old, rd, &version);
         let candidate = f(&old_v)?;
         if !candidate.is_object() {
             return Err(ApiError::BadRequest(
@@ -716,7 +731,7 @@ impl State {
         }
         let mut new = if ctx.subresource == "status" {
             // Status strategy: old object + new status (+ managedFields).
-            let mut n = old.clone();
+            let mut n = old.as_ref().clone();
             match candidate.get("status") {
                 Some(s) => n["status"] = s.clone(),
                 None => {
@@ -846,14 +861,8 @@ impl State {
             }
         }
         // Unchanged (ignoring managedFields timestamps): no write, no rv bump, no event.
-        let mut cmp_new = ssa::without_times(&new);
-        let cmp_old = ssa::without_times(&old);
-        obj_mut(&mut cmp_new, "metadata").insert(
-            "resourceVersion".into(),
-            old["metadata"]["resourceVersion"].clone(),
-        );
-        if cmp_new == cmp_old {
-            return Ok(old_v);
+        if ssa::same_but_times(&old, &new) {
+            return Ok(old_v.into_owned());
         }
         if ctx.dry_run {
             return Ok(at_version(&new, rd, &version));
@@ -869,6 +878,7 @@ impl State {
         {
             self.register(def);
         }
+        let new = Arc::new(new);
         self.store(rd, new.clone());
         self.emit(EventType::Modified, rd, new.clone(), Some(old));
         Ok(at_version(&new, rd, &version))
@@ -898,7 +908,7 @@ impl State {
             }
             let _ = self.gone_tx.send((def.group.clone(), def.plural.clone()));
         }
-        self.emit(EventType::Deleted, rd, last, old);
+        self.emit(EventType::Deleted, rd, Arc::new(last), old);
     }
 
     /// DELETE semantics of spec §4.1 (finalizers, propagation, preconditions).
@@ -910,7 +920,7 @@ impl State {
         opts: &DeleteOpts,
     ) -> ApiResult<Deleted> {
         let old = self
-            .get_raw(rd, ns, name)
+            .get_shared(rd, ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&rd.plural, &rd.group, name))?;
         if let Some(uid) = &opts.precondition_uid
@@ -962,7 +972,7 @@ impl State {
                 "FieldValueNotSupported",
             ));
         }
-        let mut obj = old.clone();
+        let mut obj = old.as_ref().clone();
         let mut f = finalizers(&obj);
         let already = obj.pointer("/metadata/deletionTimestamp").is_some();
         if !already {
@@ -980,7 +990,7 @@ impl State {
         let terminating_ns = rd.plural == "namespaces";
         if f.is_empty() && !terminating_ns {
             if opts.dry_run {
-                return Ok(Deleted::Gone(old));
+                return Ok(Deleted::Gone(Arc::unwrap_or_clone(old)));
             }
             self.finish_delete(rd, ns, name, obj.clone());
             let gone = self.last_event_object();
@@ -1016,13 +1026,14 @@ impl State {
             return Ok(Deleted::Pending(obj));
         }
         self.bump(&mut obj);
+        let obj = Arc::new(obj);
         self.store(rd, obj.clone());
         self.emit(EventType::Modified, rd, obj.clone(), Some(old));
-        Ok(Deleted::Pending(obj))
+        Ok(Deleted::Pending(obj.as_ref().clone()))
     }
 
     fn last_event_object(&self) -> Option<Value> {
-        self.history.back().map(|e| e.object.clone())
+        self.history.back().map(|e| e.object.as_ref().clone())
     }
 
     /// Final removal of a terminating namespace (namespace controller's last step).
@@ -1038,8 +1049,9 @@ impl State {
             } else {
                 // metadata finalizers still pending: keep it terminating.
                 if o.pointer("/spec/finalizers") != old_spec_finalizers.as_ref() {
-                    let old = self.get_raw(&rd, "", name).cloned();
+                    let old = self.get_shared(&rd, "", name).cloned();
                     self.bump(&mut o);
+                    let o = Arc::new(o);
                     self.store(&rd, o.clone());
                     self.emit(EventType::Modified, &rd, o, old);
                 }
@@ -1096,6 +1108,22 @@ impl GcIndex {
         {
             self.unchecked.extend(deps.iter().cloned());
         }
+    }
+}
+
+/// [`at_version`] without a copy when the object already is at that version (the common case: clients
+/// mostly ask for the storage version).
+pub fn at_version_cow<'a>(
+    obj: &'a Value,
+    rd: &ResourceDef,
+    version: &str,
+) -> std::borrow::Cow<'a, Value> {
+    if version.is_empty()
+        || obj.get("apiVersion").and_then(Value::as_str) == Some(rd.api_version(version).as_str())
+    {
+        std::borrow::Cow::Borrowed(obj)
+    } else {
+        std::borrow::Cow::Owned(at_version(obj, rd, version))
     }
 }
 

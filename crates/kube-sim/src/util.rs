@@ -85,3 +85,17 @@ pub fn set_finalizers(v: &mut Value, f: &[String]) {
         m.insert("finalizers".into(), Value::from(f.to_vec()));
     }
 }
+
+/// Whether `s` matches the regular expression `pattern`; `None` if the pattern does not compile.
+/// Compiled patterns are kept: compiling one costs far more than a match, and every write validates
+/// names and labels against the same few patterns (it was the simulator's largest cost at scale).
+pub fn regex_matches(pattern: &str, s: &str) -> Option<bool> {
+    static COMPILED: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, Option<regex::Regex>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    let re = compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok());
+    re.as_ref().map(|re| re.is_match(s))
+}

@@ -174,8 +174,7 @@ fn check(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
             )));
         }
         if let Some(p) = s.get("pattern").and_then(Value::as_str)
-            && let Ok(re) = regex::Regex::new(p)
-            && !re.is_match(st)
+            && crate::util::regex_matches(p, st) == Some(false)
         {
             out.push(invalid(format!(
                 "Invalid value: {}: {path} in body should match '{p}'",
