@@ -84,7 +84,14 @@ impl ConfigBundle {
 
     /// The parsed `config.yaml` (an absent or empty file is an empty config).
     pub fn quay_config(&self) -> Result<QuayConfig, QuayConfigError> {
-        self.parsed.get_or_init(|| self.parse_quay_config()).clone()
+        self.parsed_quay_config().cloned().map_err(Clone::clone)
+    }
+
+    /// [`Self::quay_config`] without a copy: validation and every render read it.
+    pub fn parsed_quay_config(&self) -> Result<&QuayConfig, &QuayConfigError> {
+        self.parsed
+            .get_or_init(|| self.parse_quay_config())
+            .as_ref()
     }
 
     fn parse_quay_config(&self) -> Result<QuayConfig, QuayConfigError> {

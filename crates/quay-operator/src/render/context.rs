@@ -237,8 +237,8 @@ pub struct RenderContext<'a> {
     /// `BUILDMAN_HOSTNAME` as the user wrote it.
     pub buildman_hostname: Option<String>,
     pub tls: TlsSource,
-    /// The user's `config.yaml` merged with base defaults and the managed components' field groups.
-    pub quay_config: QuayConfig,
+    /// The user's `config.yaml` as parsed (the bundle's copy: a render copies it once, to merge into it).
+    pub quay_config: &'a QuayConfig,
     pub names: Names,
     pub images: Images,
     /// `status.currentVersion` differs from the target version: the migration Job runs and quay-app waits.
@@ -268,7 +268,7 @@ impl<'a> RenderContext<'a> {
             controller: None,
             block_owner_deletion: None,
         };
-        let user_config = input.bundle.quay_config().map_err(|e| {
+        let user_config = input.bundle.parsed_quay_config().map_err(|e| {
             RenderError(Problem::error(
                 Reason::ConfigInvalid,
                 "configBundleSecret[config.yaml]",

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{CONFIG_PATH, Facts};
 use crate::api::ComponentKind;
-use crate::config::{Problem, Reason, ValidationReport};
+use crate::config::{Problem, QuayConfig, Reason, ValidationReport};
 
 /// The storage location the managed objectstorage component configures.
 const MANAGED_STORAGE_LOCATION: &str = "local_us";
@@ -14,18 +14,17 @@ const MANAGED_STORAGE_LOCATION: &str = "local_us";
 const STORAGE_PREFERENCE_ENV: &str = "QUAY_DISTRIBUTED_STORAGE_PREFERENCE";
 
 pub(super) fn check(facts: &Facts<'_>, report: &mut ValidationReport) {
-    let Some(config) = &facts.config else { return };
-    let config = config.to_value();
-    let storage = user_storage(facts, &config);
-    check_geo_replication(facts, &config, storage, report);
-    check_storage_location_names(&config, storage, report);
+    let Some(config) = facts.config else { return };
+    let storage = user_storage(facts, config);
+    check_geo_replication(facts, config, storage, report);
+    check_storage_location_names(config, storage, report);
     check_storage_preference_env(facts, storage, report);
     if let Some(storage) = storage {
         check_storage_drivers(facts, storage, report);
     }
-    check_builders(facts, &config, report);
-    check_listen_ip_version(&config, storage, report);
-    check_read_only(facts, &config, report);
+    check_builders(facts, config, report);
+    check_listen_ip_version(config, storage, report);
+    check_read_only(facts, config, report);
 }
 
 fn error(path: String, message: String) -> Problem {
@@ -33,7 +32,7 @@ fn error(path: String, message: String) -> Problem {
 }
 
 /// The user's `DISTRIBUTED_STORAGE_CONFIG`, when it is what Quay will use (objectstorage unmanaged).
-fn user_storage<'v>(facts: &Facts<'_>, config: &'v Value) -> Option<&'v Map<String, Value>> {
+fn user_storage<'v>(facts: &Facts<'_>, config: &'v QuayConfig) -> Option<&'v Map<String, Value>> {
     if facts.managed(ComponentKind::ObjectStorage) {
         return None;
     }
@@ -57,7 +56,7 @@ fn driver(location: &Value) -> Option<&str> {
 /// object storage, Clair's database is unmanaged, and Quay needs its own certificate.
 fn check_geo_replication(
     facts: &Facts<'_>,
-    config: &Value,
+    config: &QuayConfig,
     storage: Option<&Map<String, Value>>,
     report: &mut ValidationReport,
 ) {
@@ -129,7 +128,7 @@ fn defined_list(storage: &Map<String, Value>) -> String {
 
 /// `DISTRIBUTED_STORAGE_PREFERENCE` and `DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS` name configured locations.
 fn check_storage_location_names(
-    config: &Value,
+    config: &QuayConfig,
     storage: Option<&Map<String, Value>>,
     report: &mut ValidationReport,
 ) {
@@ -289,7 +288,7 @@ fn bundle_file_for(path: &str) -> Option<&str> {
 }
 
 /// Builders (manual ch. 4.2.1): not supported while the operator manages TLS.
-fn check_builders(facts: &Facts<'_>, config: &Value, report: &mut ValidationReport) {
+fn check_builders(facts: &Facts<'_>, config: &QuayConfig, report: &mut ValidationReport) {
     if is_true(config.get("FEATURE_BUILD_SUPPORT")) && facts.managed(ComponentKind::Tls) {
         report.push(error(
             format!("{CONFIG_PATH}.FEATURE_BUILD_SUPPORT"),
@@ -302,7 +301,7 @@ fn check_builders(facts: &Facts<'_>, config: &Value, report: &mut ValidationRepo
 
 /// IPv6 (manual ch. 10): `FEATURE_LISTEN_IP_VERSION` is `IPv4`, `IPv6` or `dual-stack`.
 fn check_listen_ip_version(
-    config: &Value,
+    config: &QuayConfig,
     storage: Option<&Map<String, Value>>,
     report: &mut ValidationReport,
 ) {
@@ -340,7 +339,7 @@ fn check_listen_ip_version(
 
 /// Read-only mode (manual ch. 6.1): Quay needs a service key registered in the database, whose key ID and
 /// private key files are given by the two location keys and provided in the bundle.
-fn check_read_only(facts: &Facts<'_>, config: &Value, report: &mut ValidationReport) {
+fn check_read_only(facts: &Facts<'_>, config: &QuayConfig, report: &mut ValidationReport) {
     let readonly = config
         .get("REGISTRY_STATE")
         .and_then(Value::as_str)

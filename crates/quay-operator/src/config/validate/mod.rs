@@ -74,7 +74,7 @@ pub(crate) struct Facts<'a> {
     pub input: RenderInput<'a>,
     pub name: String,
     /// The user's `config.yaml`; `None` when it does not parse (checks that need it are skipped).
-    pub config: Option<QuayConfig>,
+    pub config: Option<&'a QuayConfig>,
     /// Effective components in [`ComponentKind::ALL`] order.
     pub components: Vec<EffectiveComponent>,
 }
@@ -84,7 +84,7 @@ impl<'a> Facts<'a> {
         Self {
             input: *input,
             name: input.registry.metadata.name.clone().unwrap_or_default(),
-            config: input.bundle.quay_config().ok(),
+            config: input.bundle.parsed_quay_config().ok(),
             components: effective_components(input.registry, input.bundle, input.cluster),
         }
     }

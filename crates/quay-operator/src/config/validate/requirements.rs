@@ -24,7 +24,7 @@ pub(super) fn check_config_parses(facts: &Facts<'_>, report: &mut ValidationRepo
         ));
         return;
     }
-    let config = match facts.input.bundle.quay_config() {
+    let config = match facts.input.bundle.parsed_quay_config() {
         Ok(config) => config,
         Err(e) => {
             report.push(Problem::error(
