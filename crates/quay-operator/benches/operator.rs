@@ -694,7 +694,16 @@ impl OperatorProcess {
     fn spawn(kubeconfig: &Path, log: &Path) -> OperatorProcess {
         let http = free_port();
         let log = std::fs::File::create(log).expect("log file");
-        let child = Command::new(OPERATOR_BIN)
+        // BENCH_OPERATOR_WRAPPER runs the operator under a profiler (e.g. `heaptrack`): its heap by call site.
+        let mut command = match std::env::var_os("BENCH_OPERATOR_WRAPPER") {
+            Some(wrapper) => {
+                let mut c = Command::new(wrapper);
+                c.arg(OPERATOR_BIN);
+                c
+            }
+            None => Command::new(OPERATOR_BIN),
+        };
+        let child = command
             .args([
                 "run",
                 "--log-format",
