@@ -86,7 +86,8 @@ pub fn pass(st: &mut State) -> bool {
 
 /// Dependents of owners that are gone: deleted when no owner is left, else the dead references dropped.
 fn collect_if_orphaned(st: &mut State, defs: &mut Defs, key: &ObjectKey) {
-    let Some(o) = st.get_by_key(key).cloned() else {
+    // Shared, not copied: most objects checked keep their owners and are not written.
+    let Some(o) = st.get_shared_by_key(key).cloned() else {
         return;
     };
     let Some(rd) = defs.get(st, key) else {

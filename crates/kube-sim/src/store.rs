@@ -243,10 +243,14 @@ impl State {
 
     /// The stored object at `key`.
     pub fn get_by_key(&self, key: &ObjectKey) -> Option<&Value> {
+        self.get_shared_by_key(key).map(Arc::as_ref)
+    }
+
+    /// The stored object at `key` itself, to keep while writing to the store (no copy).
+    pub(crate) fn get_shared_by_key(&self, key: &ObjectKey) -> Option<&Arc<Value>> {
         self.objects
             .get(&(key.group.clone(), key.plural.clone()))?
             .get(&(key.namespace.clone(), key.name.clone()))
-            .map(Arc::as_ref)
     }
 
     /// Every namespaced object in namespace `ns`, whatever its resource.
