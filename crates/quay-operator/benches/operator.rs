@@ -949,7 +949,10 @@ async fn scale_run(n: usize, change: bool, verbose: bool) -> ScaleOutcome {
     // The simulator slows down with the square of the registry count (docs/benchmarks.md).
     let limit = Duration::from_secs(60 + (n * n) as u64 / 10);
     let mut last_report = Instant::now();
-    let done = wait_until(limit, Duration::from_millis(20), || {
+    // Each poll reads all N registries under the store lock: every 20 ms, or every N/10 ms beyond 200 registries
+    // (100 ms for 1,000), so that polling stays a small, constant share of the simulator's time.
+    let poll = Duration::from_millis(20.max(n as u64 / 10));
+    let done = wait_until(limit, poll, || {
         let count = available_count(&sim);
         if verbose && last_report.elapsed() > Duration::from_secs(10) {
             println!(
