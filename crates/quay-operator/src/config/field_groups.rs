@@ -1,12 +1,15 @@
 //! Quay config field groups: which keys belong to which component, the base defaults, and what each managed
 //! component writes into `config.yaml` (overwriting the user's values for those keys, as upstream does).
 
+use std::sync::LazyLock;
+
 use serde_json::{Value, json};
 
 use crate::api::ComponentKind;
 use crate::render::context::RenderContext;
 
 use super::QuayConfig;
+use super::quay_config::emit_entry;
 
 /// Keys whose presence in the user's `config.yaml` means "the user configures this component".
 pub fn field_group_keys(kind: ComponentKind) -> &'static [&'static str] {
@@ -67,6 +70,22 @@ pub fn base_defaults(redhat_branding: bool) -> Vec<(&'static str, Value)> {
         ("FEATURE_BUILD_SUPPORT", json!(false)),
         ("TESTING", json!(false)),
     ]
+}
+
+/// [`base_defaults`] with the YAML of each entry, emitted once per process.
+fn base_default_entries(redhat_branding: bool) -> &'static [(&'static str, Value, String)] {
+    static ENTRIES: LazyLock<[Vec<(&'static str, Value, String)>; 2]> = LazyLock::new(|| {
+        [false, true].map(|redhat_branding| {
+            base_defaults(redhat_branding)
+                .into_iter()
+                .map(|(key, value)| {
+                    let text = emit_entry(key, &value);
+                    (key, value, text)
+                })
+                .collect()
+        })
+    });
+    &ENTRIES[usize::from(redhat_branding)]
 }
 
 /// The field group a managed component writes into `config.yaml`. Values come from the managed keys, the
@@ -168,8 +187,8 @@ pub fn merged_quay_config(ctx: &RenderContext<'_>) -> QuayConfig {
             config.set(key, json!(value.unwrap_or_default()));
         }
     }
-    for (key, value) in base_defaults(ctx.input.settings.redhat_branding) {
-        config.set_default(key, value);
+    for (key, value, text) in base_default_entries(ctx.input.settings.redhat_branding) {
+        config.set_default_preset(key, value, text);
     }
     let user_tls_settings = config.contains("SSL_PROTOCOLS") || config.contains("SSL_CIPHERS");
     if let Some((protocols, ciphers)) =
@@ -191,6 +210,26 @@ pub fn merged_quay_config(ctx: &RenderContext<'_>) -> QuayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preset_base_defaults_write_what_set_defaults_write() {
+        for redhat_branding in [false, true] {
+            // A user value that wins over a default, and user keys sorted before and among the defaults.
+            let user = "FEATURE_MAILING: true\nA_USER_KEY: [x]\nSERVER_HOSTNAME: q.example.com\n";
+            let mut preset = QuayConfig::parse(user).unwrap();
+            let mut set = preset.clone();
+            for (key, value, text) in base_default_entries(redhat_branding) {
+                preset.set_default_preset(key, value, text);
+            }
+            for (key, value) in base_defaults(redhat_branding) {
+                set.set_default(key, value);
+            }
+            set.set("DB_URI", json!("postgresql://u:p@h/db"));
+            preset.set("DB_URI", json!("postgresql://u:p@h/db"));
+            assert_eq!(preset.to_yaml(), set.to_yaml());
+            assert_eq!(preset.to_value(), set.to_value());
+        }
+    }
 
     #[test]
     fn svc_hosts_become_cluster_local() {

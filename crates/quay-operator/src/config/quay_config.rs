@@ -28,12 +28,18 @@ enum Entry {
     User { value: Value, text: Option<String> },
     /// An entry the operator set.
     Set(Value),
+    /// A constant the operator set, with its YAML emitted once per process (see [`QuayConfig::preset`]).
+    Preset {
+        value: &'static Value,
+        text: &'static str,
+    },
 }
 
 impl Entry {
     fn value(&self) -> &Value {
         match self {
             Entry::User { value, .. } | Entry::Set(value) => value,
+            Entry::Preset { value, .. } => value,
         }
     }
 }
@@ -118,9 +124,20 @@ impl QuayConfig {
             .or_insert(Entry::Set(value));
     }
 
+    /// Sets `key` to a constant only when the user did not (base defaults). `text` must be what [`Self::to_yaml`]
+    /// would emit for the entry, i.e. [`emit_entry`]'s: emitting YAML is the costliest step of a render, and
+    /// constants need it only once per process.
+    pub fn set_default_preset(&mut self, key: &str, value: &'static Value, text: &'static str) {
+        if !self.entries.contains_key(key) {
+            self.entries
+                .insert(key.to_owned(), Entry::Preset { value, text });
+        }
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.entries.remove(key).map(|e| match e {
             Entry::User { value, .. } | Entry::Set(value) => value,
+            Entry::Preset { value, .. } => value.clone(),
         })
     }
 
@@ -140,7 +157,7 @@ impl QuayConfig {
             .entries
             .iter()
             .filter_map(|(key, entry)| match entry {
-                Entry::User { text: Some(_), .. } => None,
+                Entry::User { text: Some(_), .. } | Entry::Preset { .. } => None,
                 Entry::User { value, text: None } | Entry::Set(value) => {
                     Some((key.as_str(), value))
                 }
@@ -158,6 +175,7 @@ impl QuayConfig {
                         Entry::User {
                             text: Some(text), ..
                         } => text.len() + 1,
+                        Entry::Preset { text, .. } => text.len(),
                         _ => 0,
                     })
                     .sum::<usize>(),
@@ -172,6 +190,7 @@ impl QuayConfig {
                         out.push('\n');
                     }
                 }
+                Entry::Preset { text, .. } => out.push_str(text),
                 Entry::User { text: None, .. } | Entry::Set(_) => out.push_str(
                     emitted_parts
                         .next()
@@ -181,6 +200,11 @@ impl QuayConfig {
         }
         out
     }
+}
+
+/// The YAML of one `key: value` entry, exactly as [`QuayConfig::to_yaml`] writes it when the operator sets it.
+pub fn emit_entry(key: &str, value: &Value) -> String {
+    emit_entries(&[(key, value)]).all
 }
 
 /// A mapping serialized from borrowed entries, so emitting needs no copy of the values.

@@ -15,13 +15,17 @@ pub const QUAY_COMPONENT: &str = "quay-component";
 
 /// Metadata of `<reg>-<suffix>` with the `quay-component` label and annotation.
 pub fn object_meta(ctx: &RenderContext<'_>, suffix: &str, component: &str) -> ObjectMeta {
-    named(ctx, &ctx.object_name(suffix), component)
+    meta_named(ctx, ctx.object_name(suffix), component)
 }
 
 /// Metadata with a full name (hash-suffixed Secrets), the `quay-component` label and annotation.
 pub fn named(ctx: &RenderContext<'_>, name: &str, component: &str) -> ObjectMeta {
+    meta_named(ctx, name.to_owned(), component)
+}
+
+fn meta_named(ctx: &RenderContext<'_>, name: String, component: &str) -> ObjectMeta {
     ObjectMeta {
-        name: Some(name.to_owned()),
+        name: Some(name),
         namespace: Some(ctx.namespace.clone()),
         labels: Some(labels(ctx, &[(QUAY_COMPONENT, component)])),
         annotations: Some(BTreeMap::from([(
