@@ -72,9 +72,12 @@ pub fn base_defaults(redhat_branding: bool) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A base default: key, value and the entry's `config.yaml` text.
+type PresetEntry = (&'static str, Value, String);
+
 /// [`base_defaults`] with the YAML of each entry, emitted once per process.
-fn base_default_entries(redhat_branding: bool) -> &'static [(&'static str, Value, String)] {
-    static ENTRIES: LazyLock<[Vec<(&'static str, Value, String)>; 2]> = LazyLock::new(|| {
+fn base_default_entries(redhat_branding: bool) -> &'static [PresetEntry] {
+    static ENTRIES: LazyLock<[Vec<PresetEntry>; 2]> = LazyLock::new(|| {
         [false, true].map(|redhat_branding| {
             base_defaults(redhat_branding)
                 .into_iter()
