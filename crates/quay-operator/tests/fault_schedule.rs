@@ -4,7 +4,8 @@
 //! reference's state at every settle point, and no managed key or database volume may change on the way.
 //!
 //! Sizes: by default seeds 1 and 2; `FAULT_SEEDS=<count>` for seeds 0..count (`FAULT_SEED_START` shifts them),
-//! `FAULT_SEED=<n>` for one seed; `FAULT_RESTARTS=0` leaves API server restarts out of those too. Nightly size:
+//! `FAULT_SEED=<n>` for one seed; `FAULT_RESTARTS=0` leaves API server restarts out of those too; `FAULT_JOBS=<n>`
+//! seeds at once (default 2; 1 for a readable `FAULT_TRACE`). Nightly size:
 //! `FAULT_SEEDS=200 cargo test -p quay-operator --release --test fault_schedule -- --nocapture`.
 
 #[path = "common/sim.rs"]
@@ -47,14 +48,25 @@ async fn run_seed(seed: u64, with_restarts: bool) -> Result<faults::SeedOutcome,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_schedules_converge_to_the_fault_free_state() {
+    use futures::StreamExt;
     let seeds = faults::seeds_from_env(&DEFAULT_SEEDS);
     // `FAULT_RESTARTS=0` leaves API server restarts out of the schedules.
     let with_restarts = std::env::var("FAULT_RESTARTS").map_or(true, |v| v != "0");
+    // `FAULT_JOBS=<n>` seeds run at once (default 2): a seed spends most of its time waiting (settle points, the
+    // operator's backoffs), each has its own simulator and operator, and results are printed in seed order.
+    let jobs = std::env::var("FAULT_JOBS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2);
     let started = Instant::now();
     let mut failed = Vec::new();
     let mut converged = 0;
-    for &seed in &seeds {
-        match run_seed(seed, with_restarts).await {
+    let mut results = futures::stream::iter(seeds.clone())
+        .map(|seed| async move { (seed, run_seed(seed, with_restarts).await) })
+        .buffered(jobs);
+    while let Some((seed, result)) = results.next().await {
+        match result {
             Ok(o) => {
                 converged += 1;
                 println!(
