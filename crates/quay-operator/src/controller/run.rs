@@ -271,7 +271,11 @@ async fn run_scope(
         .into_iter()
         .filter(|k| k.requires.is_none_or(|c| capabilities.has(c)))
         .collect();
-    let registries: Api<QuayRegistry> = api_for(&client, &scope);
+    // Registries are watched untyped and read one by one: a registry holding a value its typed form rejects
+    // (the API server's schema lets an out-of-range int32 through) must not fail the listing of all the others.
+    let registry_resource = kube::api::ApiResource::erase::<QuayRegistry>(&());
+    let registries = dynamic_api_for(&client, &scope, &registry_resource);
+    let reports = client.clone();
     // Every trigger passes only objects whose resourceVersion this process has not seen: after a watch had to
     // re-list (410 Expired, API server restart), unchanged objects cause no reconcile and so no request.
     let (registry_reader, registry_writer) = reflector::store();
@@ -279,6 +283,12 @@ async fn run_scope(
         registry_writer,
         watcher(registries, watcher::Config::default())
             .default_backoff()
+            .filter_map(move |event| {
+                future::ready(match event {
+                    Ok(event) => typed_registry_event(event, &registry_resource, &reports).map(Ok),
+                    Err(e) => Some(Err(e)),
+                })
+            })
             .modify(drop_managed_fields),
     )
     .touched_objects()
@@ -401,6 +411,105 @@ async fn run_scope(
             future::ready(())
         })
         .await;
+}
+
+/// A registry watch event in typed form. A registry that does not read as a `QuayRegistry` is reported (log and
+/// its status) and leaves the cache, so that nothing is reconciled from a spec the operator cannot read.
+fn typed_registry_event(
+    event: watcher::Event<DynamicObject>,
+    resource: &kube::api::ApiResource,
+    client: &Client,
+) -> Option<watcher::Event<QuayRegistry>> {
+    let typed = |mut object: DynamicObject| {
+        // List items carry no kind of their own.
+        object.types.get_or_insert_with(|| kube::api::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        });
+        serde_json::to_value(&object)
+            .and_then(serde_json::from_value::<QuayRegistry>)
+            .map_err(|e| Box::new((object, e)))
+    };
+    // What the cache needs to drop a registry: its name and namespace.
+    let stub = |object: &DynamicObject| QuayRegistry {
+        metadata: object.metadata.clone(),
+        spec: Default::default(),
+        status: None,
+    };
+    match event {
+        watcher::Event::Init => Some(watcher::Event::Init),
+        watcher::Event::InitDone => Some(watcher::Event::InitDone),
+        watcher::Event::InitApply(object) => match typed(object) {
+            Ok(registry) => Some(watcher::Event::InitApply(registry)),
+            Err(unreadable) => {
+                let (object, e) = *unreadable;
+                report_unreadable(client, object, e);
+                None
+            }
+        },
+        watcher::Event::Apply(object) => match typed(object) {
+            Ok(registry) => Some(watcher::Event::Apply(registry)),
+            Err(unreadable) => {
+                let (object, e) = *unreadable;
+                let gone = stub(&object);
+                report_unreadable(client, object, e);
+                Some(watcher::Event::Delete(gone))
+            }
+        },
+        watcher::Event::Delete(object) => Some(watcher::Event::Delete(
+            typed(object).unwrap_or_else(|unreadable| stub(&unreadable.0)),
+        )),
+    }
+}
+
+/// Reason of the `RolloutBlocked` condition of a registry that does not read as a `QuayRegistry`.
+const REASON_UNREADABLE: &str = "ConfigInvalid";
+
+/// Logs that a registry does not read, and says so in its `RolloutBlocked` condition (once: the status write
+/// brings the registry back through the watch, where the same condition is found and nothing is written).
+/// The error names the value's type and the expected one; a registry's spec holds no secret.
+fn report_unreadable(client: &Client, object: DynamicObject, error: serde_json::Error) {
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let message = format!("the QuayRegistry cannot be read: {error}");
+    error!(%namespace, %name, error = %error, "QuayRegistry cannot be read; not reconciled");
+    let mut conditions: Vec<serde_json::Value> = object
+        .data
+        .pointer("/status/conditions")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let reported = conditions.iter().any(|c| {
+        c["type"] == "RolloutBlocked"
+            && c["status"] == "True"
+            && c["reason"] == REASON_UNREADABLE
+            && c["message"] == message.as_str()
+    });
+    if reported {
+        return;
+    }
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    conditions.retain(|c| c["type"] != "RolloutBlocked");
+    conditions.push(serde_json::json!({
+        "type": "RolloutBlocked", "status": "True", "reason": REASON_UNREADABLE, "message": message,
+        "lastUpdateTime": now, "lastTransitionTime": now,
+    }));
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &namespace,
+        &kube::api::ApiResource::erase::<QuayRegistry>(&()),
+    );
+    tokio::spawn(async move {
+        let patch = serde_json::json!({"status": {"conditions": conditions}});
+        let params = kube::api::PatchParams::default();
+        if let Err(e) = api
+            .patch_status(&name, &params, &kube::api::Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(%namespace, %name, error = %e, "could not report an unreadable QuayRegistry");
+        }
+    });
 }
 
 /// How many registries are reconciled at the same time.
