@@ -9,7 +9,7 @@ use crate::server::Shared;
 use crate::store::{EventType, Managed, State, WriteOpts};
 use crate::util::{finalizers, name_of, namespace_of, now_rfc3339, str_at};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub struct ControllerSettings {
     pub pvc_provisioning_failed_event: bool,
     /// Controllers off entirely (a bare apiserver).
     pub enabled: bool,
+    /// Objects (controller, namespace, name) held in `Hold` whatever their controller's mode: one workload that
+    /// does not progress while the others behave normally (e.g. a re-created Deployment that is slow to start).
+    pub held: HashSet<(Controller, String, String)>,
 }
 
 impl Default for ControllerSettings {
@@ -59,6 +62,7 @@ impl Default for ControllerSettings {
             default_storage_class: true,
             pvc_provisioning_failed_event: true,
             enabled: true,
+            held: HashSet::new(),
         }
     }
 }
@@ -66,6 +70,20 @@ impl Default for ControllerSettings {
 impl ControllerSettings {
     pub fn mode(&self, c: Controller) -> Mode {
         self.modes.get(&c).copied().unwrap_or_default()
+    }
+
+    /// The mode for one object: `Hold` when it is in [`ControllerSettings::held`], else its controller's mode.
+    pub fn mode_for(&self, c: Controller, namespace: &str, name: &str) -> Mode {
+        // Checked for every reconcile: no key built while nothing is held.
+        if !self.held.is_empty()
+            && self
+                .held
+                .contains(&(c, namespace.to_owned(), name.to_owned()))
+        {
+            Mode::Hold
+        } else {
+            self.mode(c)
+        }
     }
 }
 
@@ -183,7 +201,7 @@ fn deployment(
         )
     );
     let now = now_rfc3339();
-    let mode = s.mode(Controller::Deployment);
+    let mode = s.mode_for(Controller::Deployment, &namespace_of(o), &name);
     let old_status = o.get("status");
     let mut status = serde_json::Map::new();
     status.insert("observedGeneration".into(), json!(generation));
@@ -390,7 +408,7 @@ fn job(st: &mut State, s: &ControllerSettings, rd: &ResourceDef, o: &Value, fina
         .get("startTime")
         .cloned()
         .unwrap_or_else(|| json!(now_rfc3339()));
-    let mode = s.mode(Controller::Job);
+    let mode = s.mode_for(Controller::Job, &namespace_of(o), &name_of(o));
     let status = if !final_step || mode == Mode::Hold {
         json!({"startTime": start, "active": 1, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {}})
     } else if mode == Mode::Succeed {
@@ -459,11 +477,11 @@ fn pvc(st: &mut State, s: &ControllerSettings, rd: &ResourceDef, o: &Value, fina
     let explicit_class = str_at(o, "/spec/storageClassName")
         .filter(|c| !c.is_empty())
         .map(String::from);
-    let can_bind = s.mode(Controller::PersistentVolumeClaim) == Mode::Succeed
+    let can_bind = s.mode_for(Controller::PersistentVolumeClaim, &ns, &name) == Mode::Succeed
         && (explicit_class.is_some() || s.default_storage_class);
     if !can_bind {
         if s.pvc_provisioning_failed_event
-            && s.mode(Controller::PersistentVolumeClaim) == Mode::Fail
+            && s.mode_for(Controller::PersistentVolumeClaim, &ns, &name) == Mode::Fail
         {
             provisioning_failed_event(st, o);
         }
@@ -532,7 +550,7 @@ fn route(st: &mut State, s: &ControllerSettings, rd: &ResourceDef, o: &Value) {
     if o.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
-    let mode = s.mode(Controller::Route);
+    let mode = s.mode_for(Controller::Route, &namespace_of(o), &name_of(o));
     if mode == Mode::Hold {
         return;
     }
@@ -579,7 +597,7 @@ fn obc(st: &mut State, s: &ControllerSettings, rd: &ResourceDef, o: &Value) {
         strip_finalizer(st, rd, o, OBC_FINALIZER, mgr);
         return;
     }
-    if s.mode(Controller::ObjectBucketClaim) == Mode::Hold {
+    if s.mode_for(Controller::ObjectBucketClaim, &ns, &name) == Mode::Hold {
         return;
     }
     if str_at(o, "/status/phase") == Some("Bound") {
@@ -597,7 +615,7 @@ fn obc(st: &mut State, s: &ControllerSettings, rd: &ResourceDef, o: &Value) {
             format!("{prefix}-{}", crate::util::new_uid())
         }
     };
-    let fail = s.mode(Controller::ObjectBucketClaim) == Mode::Fail;
+    let fail = s.mode_for(Controller::ObjectBucketClaim, &ns, &name) == Mode::Fail;
     let l2 = label.clone();
     let b2 = bucket.clone();
     let ob2 = ob_name.clone();

@@ -287,6 +287,27 @@ impl Simulator {
         controllers::resync(&self.shared, &self.settings);
     }
 
+    /// Hold one object whatever its controller's mode: it does not progress, e.g. a Deployment created or
+    /// re-created from now on stays without available replicas. An object that exists keeps its status until its
+    /// next change (no resync).
+    pub fn hold_object(&self, c: Controller, namespace: &str, name: &str) {
+        self.settings.lock().expect("settings").held.insert((
+            c,
+            namespace.to_owned(),
+            name.to_owned(),
+        ));
+    }
+
+    /// Ends [`Simulator::hold_object`]; existing objects are reconciled right away.
+    pub fn release_object(&self, c: Controller, namespace: &str, name: &str) {
+        self.settings.lock().expect("settings").held.remove(&(
+            c,
+            namespace.to_owned(),
+            name.to_owned(),
+        ));
+        controllers::resync(&self.shared, &self.settings);
+    }
+
     /// Delay before controllers finish (rollout/job/bind time).
     pub fn set_controller_delay(&self, d: Duration) {
         self.settings.lock().expect("settings").delay = d;
