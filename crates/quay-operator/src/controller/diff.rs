@@ -11,33 +11,48 @@ use sha2::{Digest, Sha256};
 /// Annotation holding the hash of the desired object last applied.
 pub const APPLIED_HASH_ANNOTATION: &str = "quay-operator.rs/applied-hash";
 
-/// A stable hash of a desired object (its JSON with sorted keys), without the hash annotation itself.
+/// A stable hash of a desired object (its JSON with sorted keys), without the hash annotation itself (and without
+/// `metadata.annotations` when nothing else is in it).
 pub fn desired_hash(desired: &Value) -> String {
-    let mut canonical = desired.clone();
-    if let Some(meta) = canonical.get_mut("metadata").and_then(Value::as_object_mut)
-        && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
-    {
-        a.remove(APPLIED_HASH_ANNOTATION);
-        if a.is_empty() {
-            meta.remove("annotations");
-        }
-    }
     let mut hasher = Sha256::new();
-    write_canonical(&canonical, &mut hasher);
+    write_canonical(desired, Level::Object, &mut hasher);
     let digest = hasher.finalize();
     digest.iter().take(10).map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_canonical(v: &Value, h: &mut Sha256) {
+/// Where a value sits, for leaving out the hash annotation without copying the object.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    Object,
+    Metadata,
+    Annotations,
+    Inner,
+}
+
+/// Writes `v` as compact JSON with sorted keys into the hasher (the bytes serde_json writes for each key and
+/// scalar). Reconciles hash every desired object, so nothing is copied or formatted into temporary strings.
+fn write_canonical(v: &Value, level: Level, h: &mut Sha256) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
+            let mut entries: Vec<(&String, &Value)> = map
+                .iter()
+                .filter(|(k, v)| match level {
+                    Level::Metadata => !(k.as_str() == "annotations" && only_hash_annotation(v)),
+                    Level::Annotations => k.as_str() != APPLIED_HASH_ANNOTATION,
+                    Level::Object | Level::Inner => true,
+                })
+                .collect();
+            entries.sort_unstable_by_key(|(k, _)| *k);
             h.update(b"{");
-            for k in keys {
-                h.update(serde_json::to_string(k).expect("keys serialize").as_bytes());
+            for (k, v) in entries {
+                serde_json::to_writer(&mut *h, k).expect("hashing cannot fail");
                 h.update(b":");
-                write_canonical(&map[k], h);
+                let child = match (level, k.as_str()) {
+                    (Level::Object, "metadata") => Level::Metadata,
+                    (Level::Metadata, "annotations") => Level::Annotations,
+                    _ => Level::Inner,
+                };
+                write_canonical(v, child, h);
                 h.update(b",");
             }
             h.update(b"}");
@@ -45,13 +60,20 @@ fn write_canonical(v: &Value, h: &mut Sha256) {
         Value::Array(items) => {
             h.update(b"[");
             for i in items {
-                write_canonical(i, h);
+                write_canonical(i, Level::Inner, h);
                 h.update(b",");
             }
             h.update(b"]");
         }
-        other => h.update(other.to_string().as_bytes()),
+        other => serde_json::to_writer(&mut *h, other).expect("hashing cannot fail"),
     }
+}
+
+/// `metadata.annotations` holding nothing but the hash annotation: hashed as if absent.
+fn only_hash_annotation(annotations: &Value) -> bool {
+    annotations
+        .as_object()
+        .is_some_and(|a| a.keys().all(|k| k == APPLIED_HASH_ANNOTATION))
 }
 
 /// Adds the hash annotation to a desired object (call before applying it).
@@ -284,6 +306,63 @@ mod tests {
         assert_eq!(desired_hash(&a), desired_hash(&b));
         let s = stamped(a.clone());
         assert_eq!(desired_hash(&s), desired_hash(&a));
+    }
+
+    /// The hash as first written (copy, strip, hash): live objects carry it, so it must never change.
+    fn reference_hash(desired: &Value) -> String {
+        fn write(v: &Value, h: &mut Sha256) {
+            match v {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    h.update(b"{");
+                    for k in keys {
+                        h.update(serde_json::to_string(k).unwrap().as_bytes());
+                        h.update(b":");
+                        write(&map[k], h);
+                        h.update(b",");
+                    }
+                    h.update(b"}");
+                }
+                Value::Array(items) => {
+                    h.update(b"[");
+                    for i in items {
+                        write(i, h);
+                        h.update(b",");
+                    }
+                    h.update(b"]");
+                }
+                other => h.update(other.to_string().as_bytes()),
+            }
+        }
+        let mut canonical = desired.clone();
+        if let Some(meta) = canonical.get_mut("metadata").and_then(Value::as_object_mut)
+            && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+        {
+            a.remove(APPLIED_HASH_ANNOTATION);
+            if a.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+        let mut hasher = Sha256::new();
+        write(&canonical, &mut hasher);
+        let digest = hasher.finalize();
+        digest.iter().take(10).map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn hash_is_the_one_live_objects_carry() {
+        let hash = APPLIED_HASH_ANNOTATION;
+        for v in [
+            json!({"metadata": {"name": "a", "annotations": {"x": "1", hash: "old"}}, "spec": {"r": [1, "two", null, 2.5, {"k\"q": true}]}}),
+            json!({"metadata": {"name": "a", "annotations": {hash: "old"}}}),
+            json!({"metadata": {"name": "a", "annotations": {}}, "data": {"é": "\u{1}"}}),
+            json!({"metadata": {"annotations": "not a map"}}),
+            json!({"metadata": [1], "spec": {"metadata": {"annotations": {hash: "kept: not top level"}}}}),
+            json!({"kind": "X"}),
+        ] {
+            assert_eq!(desired_hash(&v), reference_hash(&v), "{v}");
+        }
     }
 
     #[test]
