@@ -541,6 +541,31 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits (on store changes, no API request) until the Events about a registry, oldest first, from index `from`
+    /// on (as counted by [`Cluster::events`]), satisfy `ready`; returns those Events.
+    pub async fn wait_events(
+        &self,
+        namespace: &str,
+        registry: &str,
+        from: usize,
+        what: &str,
+        ready: impl Fn(&[(String, String, String)]) -> bool,
+    ) -> Vec<(String, String, String)> {
+        let since =
+            |all: Vec<(String, String, String)>| all.get(from..).unwrap_or_default().to_vec();
+        let held = self
+            .sim
+            .wait_until(WAIT, || ready(&since(self.events(namespace, registry))))
+            .await;
+        let events = since(self.events(namespace, registry));
+        if !held {
+            panic!(
+                "registry {namespace}/{registry}: timed out waiting for Events: {what}; have {events:#?}"
+            );
+        }
+        events
+    }
+
     /// Stops the operator (the simulator keeps running).
     pub fn stop_operator(&self) {
         self.operator.abort();
