@@ -87,7 +87,7 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(
         ctx,
         &secret_name,
         "clair",
-        &data,
+        data,
     )));
 
     out.push(DesiredObject::ServiceAccount(ServiceAccount {

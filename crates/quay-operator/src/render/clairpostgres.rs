@@ -37,7 +37,7 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(
         ctx,
         &credentials_secret,
         "clair-postgres",
-        &credentials,
+        credentials,
     )));
     let conf_sample = ctx.object_name("clair-postgres-conf-sample");
     render_database(

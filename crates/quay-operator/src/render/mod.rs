@@ -58,11 +58,11 @@ pub fn render(input: &RenderInput<'_>) -> Result<Rendered, RenderError> {
     if let Some(blocking) = report.first_error() {
         return Err(blocking.clone().into());
     }
-    let ctx = RenderContext::new(input)?;
+    let mut ctx = RenderContext::new(input)?;
     let mut objects = Vec::with_capacity(48);
 
     // Configuration objects first: Secrets and ConfigMaps the workloads mount.
-    secrets::render(&ctx, &mut objects)?;
+    secrets::render(&mut ctx, &mut objects)?;
     quay::render_config_objects(&ctx, &mut objects);
     // Platform objects.
     route::render(&ctx, &mut objects);

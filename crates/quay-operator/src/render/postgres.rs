@@ -66,13 +66,13 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(
         ctx,
         &credentials_secret,
         "postgres",
-        &credentials,
+        credentials,
     )));
     out.push(DesiredObject::Secret(opaque_secret(
         ctx,
         &ctx.names.postgres_bootstrap_secret,
         "postgres",
-        &ctx.secret_data.postgres_bootstrap,
+        ctx.secret_data.postgres_bootstrap.clone(),
     )));
     let conf_sample = ctx.object_name("postgres-conf-sample");
     render_database(

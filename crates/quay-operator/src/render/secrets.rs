@@ -126,35 +126,39 @@ pub fn build(ctx: &mut RenderContext<'_>) -> Result<(), RenderError> {
     Ok(())
 }
 
-/// An Opaque Secret with the given data.
-pub fn opaque_secret(ctx: &RenderContext<'_>, name: &str, component: &str, data: &Files) -> Secret {
+/// An Opaque Secret with the given data (taken, not copied: config.yaml alone is kilobytes).
+pub fn opaque_secret(ctx: &RenderContext<'_>, name: &str, component: &str, data: Files) -> Secret {
     Secret {
         metadata: meta::named(ctx, name, component),
         type_: Some("Opaque".to_owned()),
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.clone(), ByteString(v.clone())))
-                .collect(),
-        ),
+        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
         ..Default::default()
     }
 }
 
-/// Emits the managed keys Secret and the hash-named Secrets built by [`build`].
-pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(), RenderError> {
+/// Emits the managed keys Secret and the hash-named Secrets built by [`build`], moving their data out of `ctx`
+/// (nothing reads it afterwards but the postgres component, which reads only its bootstrap script).
+pub fn render(
+    ctx: &mut RenderContext<'_>,
+    out: &mut Vec<DesiredObject>,
+) -> Result<(), RenderError> {
     let mut keys = ctx
         .input
         .managed_keys
         .to_secret(&ctx.name, &ctx.namespace, None);
     keys.metadata = meta::named(ctx, &format!("{}-{MANAGED_KEYS_SUFFIX}", ctx.name), "quay");
     out.push(DesiredObject::Secret(keys));
-    let data = &ctx.secret_data;
-    for (name, files) in [
-        (&ctx.names.config_secret, &data.config),
-        (&ctx.names.tls_secret, &data.tls),
-        (&ctx.names.extra_ca_secret, &data.extra_ca),
-        (&ctx.names.proxy_secret, &data.proxy),
-    ] {
+    let data = &mut ctx.secret_data;
+    let secrets = [
+        (&ctx.names.config_secret, std::mem::take(&mut data.config)),
+        (&ctx.names.tls_secret, std::mem::take(&mut data.tls)),
+        (
+            &ctx.names.extra_ca_secret,
+            std::mem::take(&mut data.extra_ca),
+        ),
+        (&ctx.names.proxy_secret, std::mem::take(&mut data.proxy)),
+    ];
+    for (name, files) in secrets {
         out.push(DesiredObject::Secret(opaque_secret(
             ctx, name, "quay", files,
         )));
