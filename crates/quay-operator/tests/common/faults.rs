@@ -742,7 +742,7 @@ fn a_random_value_compares_equal_quoted_or_not() {
 }
 
 #[test]
-fn a_finished_migration_job_is_compared_without_the_overrides_it_ran_with() {
+fn a_finished_migration_job_is_compared_without_the_overrides_and_field_groups_it_ran_with() {
     let job = |step: &str, succeeded: i64| {
         json!({"kind": "Job", "metadata": {"name": format!("{NAME}-quay-app-upgrade")},
             "spec": {"template": {"spec": {"containers": [{"name": "quay-app-upgrade",
@@ -756,6 +756,21 @@ fn a_finished_migration_job_is_compared_without_the_overrides_it_ran_with() {
     );
     // Still running: it must carry the current overrides.
     assert_ne!(normalize(job("3", 0)), normalize(job("5", 0)));
+    // Nor the field groups it ran with (seed 647).
+    let with_groups = |groups: &str, succeeded: i64| {
+        let mut j = job("3", succeeded);
+        j["spec"]["template"]["metadata"] =
+            json!({"annotations": {MANAGED_FIELD_GROUPS_ANNOTATION: groups}});
+        j
+    };
+    assert_eq!(
+        normalize(with_groups("Database,Redis", 1)),
+        normalize(with_groups("RepoMirror,Database,Redis", 1))
+    );
+    assert_ne!(
+        normalize(with_groups("Database,Redis", 0)),
+        normalize(with_groups("RepoMirror,Database,Redis", 0))
+    );
 }
 
 #[test]
@@ -809,11 +824,16 @@ fn normalize_annotations(meta: &mut serde_json::Map<String, Value>) {
 /// The environment variable the schedules' override edits set.
 const OVERRIDE_ENV: &str = "FAULT_SCHEDULE_STEP";
 
+/// Pod-template annotation naming the config field groups the operator managed when it rendered the pod.
+const MANAGED_FIELD_GROUPS_ANNOTATION: &str = "quay-managed-fieldgroups";
+
 fn normalize(mut obj: Value) -> Value {
     let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
     // A migration Job that succeeded is a record of the migration: it ran with the overrides of its time and is
     // neither re-run nor updated afterwards (its version is migrated), so which override edit it saw depends on
     // when it ran relative to the edits (found by seed 53: an edit landed during the faulted run's migration).
+    // The same holds for the managed field groups it ran with (seed 647: mirror made managed after the faulted
+    // run's migration had succeeded, before the reference's had).
     let migration_done = kind == "Job"
         && obj["metadata"]["name"]
             .as_str()
@@ -829,6 +849,13 @@ fn normalize(mut obj: Value) -> Value {
                 env.retain(|e| e["name"] != OVERRIDE_ENV);
             }
         }
+    }
+    if migration_done
+        && let Some(annotations) = obj
+            .pointer_mut("/spec/template/metadata/annotations")
+            .and_then(Value::as_object_mut)
+    {
+        annotations.remove(MANAGED_FIELD_GROUPS_ANNOTATION);
     }
     let meta = obj["metadata"].take();
     let mut m = serde_json::Map::new();
