@@ -234,7 +234,11 @@ impl Emitted {
 /// The YAML of each entry of `entries`, in order, exactly as emitting it alone would give.
 fn emit_entries(entries: &[(&str, &Value)]) -> Emitted {
     let emit = |entries: &[(&str, &Value)]| {
-        serde_saphyr::to_string(&Mapping(entries)).expect("JSON values serialize")
+        // Sized up front: growing a kilobyte String by doubling takes several large allocations, and each one
+        // makes glibc consolidate its free lists.
+        let mut out = String::with_capacity(entries.len() * 64);
+        serde_saphyr::to_fmt_writer(&mut out, &Mapping(entries)).expect("JSON values serialize");
+        out
     };
     if entries.len() >= 2 {
         let all = emit(entries);
