@@ -91,21 +91,65 @@ fn base_default_entries(redhat_branding: bool) -> &'static [PresetEntry] {
     &ENTRIES[usize::from(redhat_branding)]
 }
 
-/// The field group a managed component writes into `config.yaml`. Values come from the managed keys, the
-/// cluster (bucket) and the derived hostname.
-pub fn managed_field_group(
-    ctx: &RenderContext<'_>,
-    kind: ComponentKind,
-) -> Vec<(&'static str, Value)> {
+/// The constant part of the field group a managed component writes into `config.yaml`.
+fn managed_constants(kind: ComponentKind) -> Vec<(&'static str, Value)> {
+    match kind {
+        ComponentKind::Postgres => vec![(
+            "DB_CONNECTION_ARGS",
+            json!({"autorollback": true, "threadlocals": true}),
+        )],
+        ComponentKind::Clair => vec![
+            ("FEATURE_SECURITY_SCANNER", json!(true)),
+            ("FEATURE_SECURITY_NOTIFICATIONS", json!(true)),
+            ("SECURITY_SCANNER_INDEXING_INTERVAL", json!(30)),
+            ("SECURITY_SCANNER_V4_NAMESPACE_WHITELIST", json!(["admin"])),
+        ],
+        ComponentKind::ObjectStorage => vec![
+            ("FEATURE_PROXY_STORAGE", json!(true)),
+            ("FEATURE_STORAGE_REPLICATION", json!(false)),
+            ("DISTRIBUTED_STORAGE_PREFERENCE", json!(["local_us"])),
+            ("DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS", json!(["local_us"])),
+        ],
+        ComponentKind::Route => vec![("PREFERRED_URL_SCHEME", json!("https"))],
+        ComponentKind::Mirror => vec![
+            ("FEATURE_REPO_MIRROR", json!(true)),
+            ("REPO_MIRROR_INTERVAL", json!(30)),
+            ("REPO_MIRROR_TLS_VERIFY", json!(true)),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// [`managed_constants`] with the YAML of each entry, emitted once per process (like the base defaults).
+fn managed_constant_entries(kind: ComponentKind) -> &'static [PresetEntry] {
+    static ENTRIES: LazyLock<Vec<(ComponentKind, Vec<PresetEntry>)>> = LazyLock::new(|| {
+        ComponentKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let entries = managed_constants(kind)
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let text = emit_entry(key, &value);
+                        (key, value, text)
+                    })
+                    .collect();
+                (kind, entries)
+            })
+            .collect()
+    });
+    ENTRIES
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, entries)| entries.as_slice())
+        .unwrap_or_default()
+}
+
+/// The part of the field group a managed component writes into `config.yaml` that depends on the registry:
+/// values from the managed keys, the cluster (bucket) and the derived hostname. The rest is [`managed_constants`].
+fn managed_variables(ctx: &RenderContext<'_>, kind: ComponentKind) -> Vec<(&'static str, Value)> {
     let keys = ctx.input.managed_keys;
     match kind {
-        ComponentKind::Postgres => vec![
-            ("DB_URI", json!(keys.db_uri().unwrap_or_default())),
-            (
-                "DB_CONNECTION_ARGS",
-                json!({"autorollback": true, "threadlocals": true}),
-            ),
-        ],
+        ComponentKind::Postgres => vec![("DB_URI", json!(keys.db_uri().unwrap_or_default()))],
         ComponentKind::Redis => {
             let redis = json!({"host": ctx.object_name("quay-redis"), "port": 6379});
             vec![
@@ -114,9 +158,6 @@ pub fn managed_field_group(
             ]
         }
         ComponentKind::Clair => vec![
-            ("FEATURE_SECURITY_SCANNER", json!(true)),
-            ("FEATURE_SECURITY_NOTIFICATIONS", json!(true)),
-            ("SECURITY_SCANNER_INDEXING_INTERVAL", json!(30)),
             (
                 "SECURITY_SCANNER_V4_ENDPOINT",
                 json!(format!(
@@ -125,7 +166,6 @@ pub fn managed_field_group(
                     ctx.namespace
                 )),
             ),
-            ("SECURITY_SCANNER_V4_NAMESPACE_WHITELIST", json!(["admin"])),
             (
                 "SECURITY_SCANNER_V4_PSK",
                 json!(keys.security_scanner_psk().unwrap_or_default()),
@@ -134,34 +174,22 @@ pub fn managed_field_group(
         ComponentKind::ObjectStorage => {
             let bucket = ctx.input.cluster.object_bucket.clone().unwrap_or_default();
             let hostname = cluster_local_host(&bucket.host);
-            vec![
-                ("FEATURE_PROXY_STORAGE", json!(true)),
-                ("FEATURE_STORAGE_REPLICATION", json!(false)),
-                ("DISTRIBUTED_STORAGE_PREFERENCE", json!(["local_us"])),
-                ("DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS", json!(["local_us"])),
-                (
-                    "DISTRIBUTED_STORAGE_CONFIG",
-                    json!({"local_us": ["RHOCSStorage", {
-                        "hostname": hostname,
-                        "port": bucket.port.unwrap_or(443),
-                        "is_secure": true,
-                        "storage_path": "/datastorage/registry",
-                        "access_key": bucket.access_key,
-                        "secret_key": bucket.secret_key,
-                        "bucket_name": bucket.bucket_name,
-                    }]}),
-                ),
-            ]
+            vec![(
+                "DISTRIBUTED_STORAGE_CONFIG",
+                json!({"local_us": ["RHOCSStorage", {
+                    "hostname": hostname,
+                    "port": bucket.port.unwrap_or(443),
+                    "is_secure": true,
+                    "storage_path": "/datastorage/registry",
+                    "access_key": bucket.access_key,
+                    "secret_key": bucket.secret_key,
+                    "bucket_name": bucket.bucket_name,
+                }]}),
+            )]
         }
         ComponentKind::Route => vec![
             ("SERVER_HOSTNAME", json!(ctx.server_hostname)),
-            ("PREFERRED_URL_SCHEME", json!("https")),
             ("EXTERNAL_TLS_TERMINATION", json!(!ctx.quay_serves_tls())),
-        ],
-        ComponentKind::Mirror => vec![
-            ("FEATURE_REPO_MIRROR", json!(true)),
-            ("REPO_MIRROR_INTERVAL", json!(30)),
-            ("REPO_MIRROR_TLS_VERIFY", json!(true)),
         ],
         _ => Vec::new(),
     }
@@ -202,7 +230,10 @@ pub fn merged_quay_config(ctx: &RenderContext<'_>) -> QuayConfig {
     }
     for component in &ctx.components {
         if component.managed {
-            for (key, value) in managed_field_group(ctx, component.kind) {
+            for (key, value, text) in managed_constant_entries(component.kind) {
+                config.set_preset(key, value, text);
+            }
+            for (key, value) in managed_variables(ctx, component.kind) {
                 config.set(key, value);
             }
         }
@@ -232,6 +263,28 @@ mod tests {
             assert_eq!(preset.to_yaml(), set.to_yaml());
             assert_eq!(preset.to_value(), set.to_value());
         }
+    }
+
+    #[test]
+    fn preset_managed_constants_write_what_set_writes() {
+        // User values the field groups overwrite, and user keys sorted before, among and after them.
+        let user = "A_USER_KEY: [x]\nFEATURE_REPO_MIRROR: false\nDB_CONNECTION_ARGS: {a: 1}\n\
+                    PREFERRED_URL_SCHEME: http\nZ_KEY: 1\n";
+        let mut preset = QuayConfig::parse(user).unwrap();
+        let mut set = preset.clone();
+        for kind in ComponentKind::ALL {
+            for (key, value, text) in managed_constant_entries(kind) {
+                preset.set_preset(key, value, text);
+            }
+            for (key, value) in managed_constants(kind) {
+                set.set(key, value);
+            }
+        }
+        assert_eq!(managed_constant_entries(ComponentKind::Clair).len(), 4);
+        set.set("DB_URI", json!("postgresql://u:p@h/db"));
+        preset.set("DB_URI", json!("postgresql://u:p@h/db"));
+        assert_eq!(preset.to_yaml(), set.to_yaml());
+        assert_eq!(preset.to_value(), set.to_value());
     }
 
     #[test]

@@ -134,6 +134,13 @@ impl QuayConfig {
         }
     }
 
+    /// Sets `key` to a constant, replacing whatever the user wrote (constant parts of managed field groups);
+    /// `text` as for [`Self::set_default_preset`].
+    pub fn set_preset(&mut self, key: &str, value: &'static Value, text: &'static str) {
+        self.entries
+            .insert(key.to_owned(), Entry::Preset { value, text });
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.entries.remove(key).map(|e| match e {
             Entry::User { value, .. } | Entry::Set(value) => value,
