@@ -61,8 +61,15 @@ pub fn render(ctx: &RenderContext<'_>, out: &mut Vec<DesiredObject>) -> Result<(
     }
     let user_text = ctx.input.bundle.clair_config().unwrap_or_default();
     let user_config = parse_user_config(user_text)?;
-    let config = merged_config(ctx, &user_config)?;
-    let config_yaml = to_block_yaml(&config);
+    let config_yaml = if user_config.is_empty() {
+        check_webhook_target(ctx, &user_config)?;
+        // Nothing to merge: the generated config is written straight out, without a JSON tree.
+        let mut out = String::with_capacity(2048);
+        write_generated_config(ctx, &mut out);
+        out
+    } else {
+        to_block_yaml(&merged_config(ctx, &user_config)?)
+    };
 
     let mut data = BTreeMap::from([
         (CONFIG_KEY.to_owned(), config_yaml.into_bytes()),
@@ -143,6 +150,17 @@ fn parse_user_config(text: &[u8]) -> Result<Map<String, Value>, RenderError> {
 
 /// The generated config with the user's config merged over it.
 fn merged_config(ctx: &RenderContext<'_>, user: &Map<String, Value>) -> Result<Value, RenderError> {
+    check_webhook_target(ctx, user)?;
+    let mut config = generated_config(ctx);
+    merge_map(&mut config, user);
+    Ok(config)
+}
+
+/// The notifier's webhook needs a target: the hostname, or the user's own.
+fn check_webhook_target(
+    ctx: &RenderContext<'_>,
+    user: &Map<String, Value>,
+) -> Result<(), RenderError> {
     let user_sets_webhook_target = user
         .get("notifier")
         .and_then(|n| n.get("webhook"))
@@ -157,17 +175,14 @@ fn merged_config(ctx: &RenderContext<'_>, user: &Map<String, Value>) -> Result<V
              unmanaged",
         ));
     }
-    let mut config = generated_config(ctx);
-    merge_map(&mut config, user);
-    Ok(config)
+    Ok(())
 }
 
-/// The Clair config the operator generates.
-fn generated_config(ctx: &RenderContext<'_>) -> Value {
+/// The connection string of the managed Clair database; `None` without one (the user's config supplies the
+/// connstrings, validation requires at least one).
+fn managed_connstring(ctx: &RenderContext<'_>) -> Option<String> {
     let keys = ctx.input.managed_keys;
-    // Without a managed database there is nothing to point at: the user's config supplies the connstrings
-    // (validation requires at least one).
-    let connstring = ctx.managed(ComponentKind::ClairPostgres).then(|| {
+    ctx.managed(ComponentKind::ClairPostgres).then(|| {
         let pool_max_conns = if ctx.managed(ComponentKind::HorizontalPodAutoscaler) {
             33
         } else {
@@ -180,7 +195,75 @@ fn generated_config(ctx: &RenderContext<'_>) -> Value {
             keys.clair_db_user().unwrap_or_default(),
             keys.clair_db_password().unwrap_or_default(),
         )
-    });
+    })
+}
+
+/// Writes what `to_block_yaml(&generated_config(ctx))` writes, without building the tree (a hundred-odd small
+/// allocations per render). A unit test holds the two to the same text.
+fn write_generated_config(ctx: &RenderContext<'_>, out: &mut String) {
+    let keys = ctx.input.managed_keys;
+    let connstring = managed_connstring(ctx);
+    let push_connstring = |out: &mut String| {
+        if let Some(c) = &connstring {
+            out.push_str("  connstring: ");
+            push_json_string(out, c);
+            out.push('\n');
+        }
+    };
+    out.push_str(
+        "http_listen_addr: \":8080\"\nlog_level: \"info\"\nindexer:\n  scanlock_retry: 10\n  \
+         layer_scan_concurrency: 5\n  migrations: true\n",
+    );
+    push_connstring(out);
+    out.push_str("matcher:\n  migrations: true\n");
+    push_connstring(out);
+    out.push_str(
+        "notifier:\n  migrations: true\n  delivery_interval: \"1m\"\n  poll_interval: \"5m\"\n  webhook:\n    \
+         target: ",
+    );
+    push_json_string(
+        out,
+        &format!("https://{}/secscan/notification", ctx.server_hostname),
+    );
+    out.push_str("\n    callback: ");
+    push_json_string(
+        out,
+        &format!(
+            "http://{}/notifier/api/v1/notifications",
+            ctx.object_name("clair-app")
+        ),
+    );
+    out.push('\n');
+    push_connstring(out);
+    out.push_str("auth:\n  psk:\n    key: ");
+    push_json_string(out, keys.security_scanner_psk().unwrap_or_default());
+    out.push_str(
+        "\n    iss:\n      - \"quay\"\n      - \"clairctl\"\nmetrics:\n  name: \"prometheus\"\nupdaters:\n  \
+         sets:\n",
+    );
+    for set in UPDATER_SETS {
+        out.push_str("    - ");
+        push_json_string(out, set);
+        out.push('\n');
+    }
+    out.push_str("  config:\n    rhel-vex:\n      ignore_unpatched: true\n");
+}
+
+/// A string as JSON writes it (what [`write_scalar`] writes for a string value).
+fn push_json_string(out: &mut String, s: &str) {
+    if s.chars().any(|c| c < ' ' || c == '"' || c == '\\') {
+        out.push_str(&Value::String(s.to_owned()).to_string());
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
+/// The Clair config the operator generates.
+fn generated_config(ctx: &RenderContext<'_>) -> Value {
+    let keys = ctx.input.managed_keys;
+    let connstring = managed_connstring(ctx);
     let with_connstring = |mut section: Value| {
         if let (Some(c), Some(map)) = (&connstring, section.as_object_mut()) {
             map.insert("connstring".to_owned(), json!(c));
@@ -513,6 +596,23 @@ mod tests {
         assert!(config["notifier"].get("webhook").is_none());
         // The user's text is kept as the drop-in, byte for byte.
         assert_eq!(secret_text(&clair_secret(&fixture), USER_DROP_IN_KEY), user);
+    }
+
+    #[test]
+    fn generated_config_is_written_as_the_tree_would_be() {
+        let fixtures = [
+            Fixture::new(),
+            Fixture::new().component(ComponentKind::ClairPostgres, false, None),
+            Fixture::new().component(ComponentKind::HorizontalPodAutoscaler, false, None),
+            Fixture::new().config_line("SERVER_HOSTNAME: \"q.example.com\\\\x\""),
+        ];
+        for fixture in fixtures {
+            fixture.with_context(|ctx| {
+                let mut direct = String::new();
+                write_generated_config(ctx, &mut direct);
+                assert_eq!(direct, to_block_yaml(&generated_config(ctx)));
+            });
+        }
     }
 
     #[test]
