@@ -946,8 +946,8 @@ async fn scale_run(n: usize, change: bool, verbose: bool) -> ScaleOutcome {
         .collect::<Vec<()>>()
         .await;
     let created = start.elapsed();
-    // The simulator slows down with the square of the registry count (docs/benchmarks.md).
-    let limit = Duration::from_secs(60 + (n * n) as u64 / 10);
+    // A bound for a stuck run, not a target: generous for a machine shared with other work.
+    let limit = Duration::from_secs(60 + n as u64);
     let mut last_report = Instant::now();
     // Each poll reads all N registries under the store lock: every 20 ms, or every N/10 ms beyond 200 registries
     // (100 ms for 1,000), so that polling stays a small, constant share of the simulator's time.
