@@ -392,6 +392,18 @@ mod tests {
         ));
     }
 
+    /// Each entry emitted as a YAML document of its own.
+    fn emitted_one_by_one(entries: &serde_json::Map<String, Value>) -> Vec<String> {
+        entries
+            .iter()
+            .map(|(k, v)| {
+                let mut one = serde_json::Map::new();
+                one.insert(k.clone(), v.clone());
+                serde_saphyr::to_string(&Value::Object(one)).unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn entries_emitted_together_are_byte_for_byte_those_emitted_alone() {
         let entries: serde_json::Map<String, Value> = json!({
@@ -408,14 +420,7 @@ mod tests {
         .as_object()
         .unwrap()
         .clone();
-        let alone: Vec<String> = entries
-            .iter()
-            .map(|(k, v)| {
-                let mut one = serde_json::Map::new();
-                one.insert(k.clone(), v.clone());
-                serde_saphyr::to_string(&Value::Object(one)).unwrap()
-            })
-            .collect();
+        let alone = emitted_one_by_one(&entries);
         let borrowed: Vec<(&str, &Value)> = entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
         assert_eq!(emit_entries(&borrowed).parts().collect::<Vec<_>>(), alone);
         // And for the base defaults and field groups a render sets.
@@ -428,14 +433,7 @@ mod tests {
             .iter()
             .map(|(k, e)| (k.clone(), e.value().clone()))
             .collect();
-        let alone: Vec<String> = fresh
-            .iter()
-            .map(|(k, v)| {
-                let mut one = serde_json::Map::new();
-                one.insert(k.clone(), v.clone());
-                serde_saphyr::to_string(&Value::Object(one)).unwrap()
-            })
-            .collect();
+        let alone = emitted_one_by_one(&fresh);
         let borrowed: Vec<(&str, &Value)> = fresh.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let emitted = emit_entries(&borrowed);
         assert_eq!(emitted.parts().collect::<Vec<_>>(), alone);
