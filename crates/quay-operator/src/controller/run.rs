@@ -462,39 +462,24 @@ fn typed_registry_event(
     }
 }
 
-/// Reason of the `RolloutBlocked` condition of a registry that does not read as a `QuayRegistry`.
-const REASON_UNREADABLE: &str = "ConfigInvalid";
-
 /// Logs that a registry does not read, and says so in its `RolloutBlocked` condition (once: the status write
-/// brings the registry back through the watch, where the same condition is found and nothing is written).
-/// The error names the value's type and the expected one; a registry's spec holds no secret.
+/// brings the registry back through the watch, where the merged conditions equal the stored ones and nothing is
+/// written). The error names the value's type and the expected one; a registry's spec holds no secret.
 fn report_unreadable(client: &Client, object: DynamicObject, error: serde_json::Error) {
     let namespace = object.metadata.namespace.clone().unwrap_or_default();
     let name = object.metadata.name.clone().unwrap_or_default();
     let message = format!("the QuayRegistry cannot be read: {error}");
     error!(%namespace, %name, error = %error, "QuayRegistry cannot be read; not reconciled");
-    let mut conditions: Vec<serde_json::Value> = object
+    let stored: Vec<crate::api::Condition> = object
         .data
         .pointer("/status/conditions")
-        .and_then(serde_json::Value::as_array)
-        .cloned()
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
         .unwrap_or_default();
-    let reported = conditions.iter().any(|c| {
-        c["type"] == "RolloutBlocked"
-            && c["status"] == "True"
-            && c["reason"] == REASON_UNREADABLE
-            && c["message"] == message.as_str()
-    });
-    if reported {
-        return;
-    }
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
-    conditions.retain(|c| c["type"] != "RolloutBlocked");
-    conditions.push(serde_json::json!({
-        "type": "RolloutBlocked", "status": "True", "reason": REASON_UNREADABLE, "message": message,
-        "lastUpdateTime": now, "lastTransitionTime": now,
-    }));
+    let Some(conditions) = unreadable_conditions(&stored, message, &now) else {
+        return;
+    };
     let api: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         &namespace,
@@ -510,6 +495,23 @@ fn report_unreadable(client: &Client, object: DynamicObject, error: serde_json::
             tracing::warn!(%namespace, %name, error = %e, "could not report an unreadable QuayRegistry");
         }
     });
+}
+
+/// The conditions of a registry that does not read: `stored` with `RolloutBlocked=True/ConfigInvalid` and the
+/// message, or `None` when that is already what is stored.
+fn unreadable_conditions(
+    stored: &[crate::api::Condition],
+    message: String,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Option<Vec<crate::api::Condition>> {
+    let blocked = super::status::ConditionState {
+        type_: "RolloutBlocked".to_owned(),
+        status: true,
+        reason: crate::config::Reason::ConfigInvalid.as_str().to_owned(),
+        message,
+    };
+    let conditions = super::status::merge_conditions(stored, &[blocked], now);
+    (conditions != stored).then_some(conditions)
 }
 
 /// How many registries are reconciled at the same time.
@@ -622,4 +624,45 @@ async fn serve_http(
 /// A boxed error for the process level, where only the message matters.
 pub mod anyhow_like {
     pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn at(seconds: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    #[test]
+    fn an_unreadable_registry_is_reported_once_and_again_only_when_the_message_changes() {
+        let available = crate::api::Condition {
+            type_: "Available".into(),
+            status: "True".into(),
+            reason: Some("HealthChecksPassing".into()),
+            message: Some("ok".into()),
+            last_update_time: Some(at(1)),
+            last_transition_time: Some(at(1)),
+        };
+        let first = unreadable_conditions(
+            std::slice::from_ref(&available),
+            "bad weight".into(),
+            &at(2),
+        )
+        .expect("a first report is written");
+        let blocked = first.iter().find(|c| c.type_ == "RolloutBlocked").unwrap();
+        assert_eq!(
+            (blocked.status.as_str(), blocked.reason.as_deref()),
+            ("True", Some("ConfigInvalid"))
+        );
+        assert!(first.contains(&available), "other conditions are kept");
+        // The write comes back through the watch: nothing more to write, however later.
+        assert_eq!(
+            unreadable_conditions(&first, "bad weight".into(), &at(3)),
+            None
+        );
+        // A different problem is reported.
+        assert!(unreadable_conditions(&first, "bad replicas".into(), &at(3)).is_some());
+    }
 }
