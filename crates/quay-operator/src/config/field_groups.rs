@@ -75,18 +75,21 @@ pub fn base_defaults(redhat_branding: bool) -> Vec<(&'static str, Value)> {
 /// A base default: key, value and the entry's `config.yaml` text.
 type PresetEntry = (&'static str, Value, String);
 
+/// Entries with their `config.yaml` text.
+fn with_yaml(entries: Vec<(&'static str, Value)>) -> Vec<PresetEntry> {
+    entries
+        .into_iter()
+        .map(|(key, value)| {
+            let text = emit_entry(key, &value);
+            (key, value, text)
+        })
+        .collect()
+}
+
 /// [`base_defaults`] with the YAML of each entry, emitted once per process.
 fn base_default_entries(redhat_branding: bool) -> &'static [PresetEntry] {
     static ENTRIES: LazyLock<[Vec<PresetEntry>; 2]> = LazyLock::new(|| {
-        [false, true].map(|redhat_branding| {
-            base_defaults(redhat_branding)
-                .into_iter()
-                .map(|(key, value)| {
-                    let text = emit_entry(key, &value);
-                    (key, value, text)
-                })
-                .collect()
-        })
+        [false, true].map(|redhat_branding| with_yaml(base_defaults(redhat_branding)))
     });
     &ENTRIES[usize::from(redhat_branding)]
 }
@@ -125,16 +128,7 @@ fn managed_constant_entries(kind: ComponentKind) -> &'static [PresetEntry] {
     static ENTRIES: LazyLock<Vec<(ComponentKind, Vec<PresetEntry>)>> = LazyLock::new(|| {
         ComponentKind::ALL
             .into_iter()
-            .map(|kind| {
-                let entries = managed_constants(kind)
-                    .into_iter()
-                    .map(|(key, value)| {
-                        let text = emit_entry(key, &value);
-                        (key, value, text)
-                    })
-                    .collect();
-                (kind, entries)
-            })
+            .map(|kind| (kind, with_yaml(managed_constants(kind))))
             .collect()
     });
     ENTRIES
