@@ -94,8 +94,12 @@ pub fn regex_matches(pattern: &str, s: &str) -> Option<bool> {
         std::sync::Mutex<std::collections::HashMap<String, Option<regex::Regex>>>,
     > = std::sync::LazyLock::new(Default::default);
     let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
-    let re = compiled
-        .entry(pattern.to_string())
-        .or_insert_with(|| regex::Regex::new(pattern).ok());
-    re.as_ref().map(|re| re.is_match(s))
+    // Looked up by `&str` first: the key is copied only the first time a pattern is seen.
+    if let Some(re) = compiled.get(pattern) {
+        return re.as_ref().map(|re| re.is_match(s));
+    }
+    let re = regex::Regex::new(pattern).ok();
+    let matched = re.as_ref().map(|re| re.is_match(s));
+    compiled.insert(pattern.to_owned(), re);
+    matched
 }
